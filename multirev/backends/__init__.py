@@ -1,0 +1,1 @@
+"""Backends: kind, an existing cluster, or the simulated model, behind one small interface."""

@@ -1,0 +1,101 @@
+"""The interface suites and fixtures use; every backend implements it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from multirev.clock import Clock
+from multirev.commands import Completed, Runner
+from multirev.istio.istioctl import Istioctl
+from multirev.istio.versions import IstioVersion
+from multirev.kube.kinds import Kind
+from multirev.kube.objects import Obj
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+
+class Cluster(Protocol):
+    """Cluster operations, the same on a real and a simulated cluster."""
+
+    clock: Clock
+
+    def apply(self, obj: Obj) -> Obj: ...
+
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> Obj | None: ...
+
+    def list(self, kind: Kind, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]: ...
+
+    def label(self, kind: Kind, name: str, labels: dict[str, str | None], namespace: str | None = None) -> None: ...
+
+    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool: ...
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str: ...
+
+    def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed: ...
+
+    def rollout_restart(self, namespace: str, deployment: str) -> None: ...
+
+    def http_get(self, endpoint: Endpoint, path: str, host: str) -> HttpResponse: ...
+
+    def kubernetes_version(self) -> str: ...
+
+
+@dataclass
+class BackendInfo:
+    """What the reports say about where the run happened."""
+
+    backend: str
+    simulated: bool
+    kubernetes_version: str = ""
+    node_image: str = ""
+    kind_version: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    name: str
+    simulated: bool = False
+
+    def __init__(self, runner: Runner, clock: Clock) -> None:
+        self.runner = runner
+        self.clock = clock
+
+    @abstractmethod
+    def preflight(self) -> None:
+        """Fail fast (seconds, one line, nothing created) if this backend cannot run here."""
+
+    @abstractmethod
+    def start(self) -> Cluster:
+        """Create or connect to the cluster."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Remove what start() created (unless asked to keep it)."""
+
+    @abstractmethod
+    def istioctl(self, version: IstioVersion) -> Istioctl:
+        """istioctl of that version, bound to this cluster."""
+
+    @abstractmethod
+    def gateway_endpoint(self, role: str) -> Endpoint:
+        """Where the host reaches the ingress gateway of the stable or canary revision."""
+
+    @abstractmethod
+    def info(self) -> BackendInfo: ...
+
+    def may_destroy_foreign(self) -> bool:
+        """Whether steps may remove things this run did not create (purge, foreign revisions)."""
+        return True

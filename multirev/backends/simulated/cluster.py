@@ -1,0 +1,235 @@
+"""The simulated cluster: an object store plus the controllers and admission a kind cluster runs.
+
+Modelled: Deployments create Pods (through mutating admission), Pods become ready after a delay
+of logical time, rollout restart replaces Pods, failed Pod creation shows up as the Deployment's
+ReplicaFailure condition and a FailedCreate Event, as the Kubernetes deployment controller does
+(kubernetes@v1.33.0:pkg/controller/deployment/progress.go copies the ReplicaSet's ReplicaFailure).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import string
+from typing import TYPE_CHECKING, Any
+
+from multirev.backends.base import Endpoint, HttpResponse
+from multirev.backends.simulated.hooks import Hooks
+from multirev.backends.simulated.store import ObjectStore
+from multirev.clock import LogicalClock
+from multirev.commands import Completed
+from multirev.kube import kinds
+from multirev.kube.kinds import Kind
+from multirev.kube.objects import Obj, labels_of, matches_selector
+
+if TYPE_CHECKING:
+    from multirev.backends.simulated.mesh import MeshModel
+
+POD_START_SECONDS = 4.0
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage")
+
+
+class AdmissionDenied(Exception):
+    """A mutating webhook rejected (or could not be called for) a Pod."""
+
+
+class SimulatedCluster:
+    def __init__(self, clock: LogicalClock, rng: random.Random, kubernetes_version: str, hooks: Hooks) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.hooks = hooks
+        self.store = ObjectStore()
+        self._kubernetes_version = kubernetes_version
+        self._ready_at: dict[tuple[str, str], float | None] = {}  # pod -> when it becomes ready (None: never)
+        self.mesh: MeshModel | None = None  # attached by the backend
+        for ns in SYSTEM_NAMESPACES:
+            self.store.put(kinds.NAMESPACE, {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}})
+        self.store.put(kinds.NODE, {"metadata": {"name": "multirev-control-plane"},
+                                    "status": {"nodeInfo": {"kubeletVersion": kubernetes_version}}})
+
+    # -- the Cluster interface ---------------------------------------------------------------
+    def apply(self, obj: Obj) -> Obj:
+        obj = copy.deepcopy(obj)
+        kind = kinds.of(obj)
+        meta = obj.setdefault("metadata", {})
+        existing = self.store.raw(kind, meta["name"], meta.get("namespace"))
+        if kind is kinds.NAMESPACE:
+            labels = {**(meta.get("labels") or {}), "kubernetes.io/metadata.name": meta["name"]}
+            meta["labels"] = self.hooks.apply("namespace_labels", labels, name=meta["name"])
+        if kind is kinds.POD:
+            return self.create_pod(obj)
+        if existing is not None and kind is kinds.DEPLOYMENT:
+            obj.setdefault("status", existing.get("status", {}))
+        stored = self.store.put(kind, obj)
+        if kind is kinds.DEPLOYMENT:
+            self._sync_deployment(stored["metadata"]["namespace"], stored["metadata"]["name"])
+        return self.store.get(kind, meta["name"], meta.get("namespace")) or stored
+
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> Obj | None:
+        self.advance()
+        return self.store.get(kind, name, namespace)
+
+    def list(self, kind: Kind, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]:
+        self.advance()
+        return self.store.list(kind, namespace, labels)
+
+    def label(self, kind: Kind, name: str, labels: dict[str, str | None], namespace: str | None = None) -> None:
+        obj = self.store.get(kind, name, namespace)
+        if obj is None:
+            raise KeyError(f"{kind.kind} {namespace + '/' if namespace else ''}{name} not found")
+        merged = {**labels_of(obj), **labels}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        if kind is kinds.NAMESPACE:
+            merged = self.hooks.apply("namespace_labels", merged, name=name)
+        obj["metadata"]["labels"] = merged
+        self.store.put(kind, obj)
+
+    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
+        if kind is kinds.NAMESPACE:
+            for k in kinds.ALL:
+                if k.namespaced:
+                    for obj in self.store.raw_list(k, name):
+                        self.store.delete(k, obj["metadata"]["name"], name)
+        if kind is kinds.DEPLOYMENT:
+            for pod in self._pods_of(namespace or "", name):
+                self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
+        return self.store.delete(kind, name, namespace)
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str:
+        if self.mesh is None:
+            return ""
+        return "\n".join(self.mesh.logs_for(namespace, pod, container)[-tail_lines:])
+
+    def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
+        return Completed(command, 126, "", "exec is not modelled by the simulated backend yet")
+
+    def rollout_restart(self, namespace: str, deployment: str) -> None:
+        obj = self.store.raw(kinds.DEPLOYMENT, deployment, namespace)
+        if obj is None:
+            raise KeyError(f"Deployment {namespace}/{deployment} not found")
+        annotations = obj["spec"]["template"].setdefault("metadata", {}).setdefault("annotations", {})
+        annotations["kubectl.kubernetes.io/restartedAt"] = f"t={self.clock.now():.0f}"
+        self._sync_deployment(namespace, deployment)
+
+    def http_get(self, endpoint: Endpoint, path: str, host: str) -> HttpResponse:
+        return HttpResponse(0, {}, "gateway traffic is not modelled by the simulated backend yet")
+
+    def kubernetes_version(self) -> str:
+        return self._kubernetes_version
+
+    # -- controllers ---------------------------------------------------------------------------
+    def advance(self) -> None:
+        """Bring pod readiness and Deployment status up to the clock's time."""
+        now = self.clock.now()
+        for pod in self.store.raw_list(kinds.POD):
+            key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            ready_at = self._ready_at.get(key)
+            ready = ready_at is not None and now >= ready_at
+            pod["status"] = {
+                "phase": "Running" if ready_at is not None else "Pending",
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                "containerStatuses": [{"name": c["name"], "ready": ready, "image": c["image"]}
+                                      for c in pod["spec"].get("containers", [])],
+            }
+        for deploy in self.store.raw_list(kinds.DEPLOYMENT):
+            pods = self._pods_of(deploy["metadata"]["namespace"], deploy["metadata"]["name"])
+            ready = sum(1 for p in pods if p["status"]["conditions"][0]["status"] == "True")
+            status = deploy.setdefault("status", {})
+            status.update(replicas=len(pods), readyReplicas=ready, availableReplicas=ready,
+                          updatedReplicas=len(pods), observedGeneration=deploy["metadata"].get("generation", 1))
+
+    def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
+        return [p for p in self.store.raw_list(kinds.POD, namespace)
+                if any(o.get("name") == deployment for o in p["metadata"].get("ownerReferences", []))]
+
+    def _sync_deployment(self, namespace: str, name: str) -> None:
+        """Replace pods whose template differs (rollout), create missing ones through admission."""
+        deploy = self.store.raw(kinds.DEPLOYMENT, name, namespace)
+        assert deploy is not None
+        template = deploy["spec"]["template"]
+        template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        for pod in self._pods_of(namespace, name):
+            if labels_of(pod).get("pod-template-hash") != template_hash:
+                self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
+                self._ready_at.pop((namespace, pod["metadata"]["name"]), None)
+        wanted = int(deploy["spec"].get("replicas", 1))
+        failures: list[str] = []
+        while len(self._pods_of(namespace, name)) < wanted and len(failures) < wanted:
+            suffix = "".join(self.rng.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+            meta = copy.deepcopy(template.get("metadata", {}))
+            meta.update(name=f"{name}-{template_hash[:9]}-{suffix}", namespace=namespace)
+            meta["labels"] = {**meta.get("labels", {}), "pod-template-hash": template_hash}
+            meta["ownerReferences"] = [{"kind": "Deployment", "name": name}]
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(template["spec"])}
+            try:
+                self.create_pod(pod)
+            except AdmissionDenied as denied:
+                failures.append(str(denied))
+        conditions = [c for c in deploy.get("status", {}).get("conditions", []) if c["type"] != "ReplicaFailure"]
+        if failures:
+            conditions.append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+                               "message": failures[-1]})
+            self.store.put(kinds.EVENT, {
+                "metadata": {"name": f"{name}-{template_hash[:9]}.failedcreate", "namespace": namespace},
+                "reason": "FailedCreate", "type": "Warning", "message": f"Error creating: {failures[-1]}",
+                "involvedObject": {"kind": "ReplicaSet", "name": f"{name}-{template_hash[:9]}",
+                                   "namespace": namespace},
+            })
+        deploy.setdefault("status", {})["conditions"] = conditions
+
+    def create_pod(self, pod: Obj) -> Obj:
+        """Mutating admission, then storage; the pod becomes ready after a delay unless told never."""
+        namespace = pod["metadata"]["namespace"]
+        ns = self.store.raw(kinds.NAMESPACE, namespace)
+        if ns is None:
+            raise AdmissionDenied(f'namespaces "{namespace}" not found')
+        pod = self._mutate(pod, labels_of(ns))
+        stored = self.store.put(kinds.POD, pod)
+        ready = self.mesh.pod_becomes_ready(stored) if self.mesh else True
+        key = (namespace, stored["metadata"]["name"])
+        self._ready_at[key] = self.clock.now() + POD_START_SECONDS if ready else None
+        return stored
+
+    def _mutate(self, pod: Obj, namespace_labels: dict[str, str]) -> Obj:
+        """Call every matching webhook of every MutatingWebhookConfiguration, in name order
+        (failurePolicy Fail, as Istio's injector webhooks set)."""
+        for config in sorted(self.store.raw_list(kinds.MUTATING_WEBHOOK), key=lambda c: c["metadata"]["name"]):
+            for webhook in config.get("webhooks", []):
+                if not matches_selector(namespace_labels, webhook.get("namespaceSelector")):
+                    continue
+                if not matches_selector(labels_of(pod), webhook.get("objectSelector")):
+                    continue
+                pod = self._call_webhook(webhook, pod)
+        return pod
+
+    def _call_webhook(self, webhook: dict[str, Any], pod: Obj) -> Obj:
+        service = webhook["clientConfig"]["service"]
+        url = (f"https://{service['name']}.{service['namespace']}.svc:{service.get('port', 443)}"
+               f"{service.get('path', '')}?timeout={webhook.get('timeoutSeconds', 10)}s")
+        # The apiserver's composed error (kubernetes/apiserver@v0.33.0: pkg/util/webhook/error.go,
+        # pkg/admission/plugin/webhook/mutating/dispatcher.go; NotFound from client-go listers).
+        prefix = f'Internal error occurred: failed calling webhook "{webhook["name"]}": failed to call webhook: ' \
+                 f'Post "{url}"'
+        svc = self.store.raw(kinds.SERVICE, service["name"], service["namespace"])
+        if svc is None:
+            raise AdmissionDenied(f'{prefix}: service "{service["name"]}" not found')
+        selector = svc["spec"].get("selector") or {}
+        backends = [p for p in self.store.raw_list(kinds.POD, service["namespace"], selector)
+                    if self._is_ready(p)]
+        if not backends or self.mesh is None:
+            # *inferred*: with the default ClusterIP resolver and no ready endpoint, kube-proxy rejects.
+            raise AdmissionDenied(f"{prefix}: dial tcp {svc['spec'].get('clusterIP', '10.96.0.10')}:443: "
+                                  "connect: connection refused")
+        revision = labels_of(backends[0]).get("istio.io/rev", "default")
+        return self.mesh.inject(pod, revision)
+
+    def _is_ready(self, pod: Obj) -> bool:
+        ready_at = self._ready_at.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
+        return ready_at is not None and self.clock.now() >= ready_at
+
+    def settle(self, seconds: float) -> None:
+        """Let logical time pass (used by the model's own istioctl waits)."""
+        self.clock.sleep(seconds)
+        self.advance()

@@ -1,0 +1,35 @@
+"""Named points where the model's behaviour can be changed; faults attach functions to them.
+
+Each point passes a value through every attached function, in order, with keyword context.
+The points and their context are listed in docs/faults.md (the fault-plugin API).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+POINTS = {
+    "namespace_labels": "labels a Namespace gets when applied or labelled (ctx: name)",
+    "tag_webhook": "the MutatingWebhookConfiguration `istioctl tag set` writes (ctx: tag, revision, istio_namespace)",
+    "tag_revision": "the revision `istioctl tag set` makes a tag point at (ctx: tag, install_order, revisions)",
+    "install_objects": "objects `istioctl install` creates for a revision (ctx: revision, install_order)",
+    "istiod_ready": "whether a revision's istiod pods become ready (ctx: revision, install_order)",
+    "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
+}
+
+
+class Hooks:
+    def __init__(self) -> None:
+        self._fns: dict[str, list[Callable[..., Any]]] = defaultdict(list)
+
+    def add(self, point: str, fn: Callable[..., Any]) -> None:
+        if point not in POINTS:
+            raise KeyError(f"unknown hook point '{point}'; known: {', '.join(sorted(POINTS))}")
+        self._fns[point].append(fn)
+
+    def apply(self, point: str, value: Any, **ctx: Any) -> Any:
+        for fn in self._fns.get(point, []):
+            value = fn(value, **ctx)
+        return value

@@ -1,0 +1,216 @@
+"""The model's istioctl: interprets the very argv the Istioctl wrapper builds, per version.
+
+Flags a version does not have are rejected the way cobra does (`Error: unknown flag: --x`), so a
+wrapper that builds the wrong argv for a version fails here too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from multirev.backends.simulated.cluster import SimulatedCluster
+from multirev.backends.simulated.mesh import MeshModel
+from multirev.commands import Completed
+from multirev.istio import facts
+from multirev.istio.capabilities import supports
+from multirev.istio.versions import IstioVersion
+from multirev.kube import kinds
+from multirev.kube.objects import labels_of
+
+SIM_ISTIOCTL = re.compile(r"/simulated/istio-(?P<version>[^/]+)/bin/istioctl$")
+READINESS_TIMEOUT = 300.0  # istioctl install --readiness-timeout default (operator/cmd/mesh/install.go)
+
+# Root flags that take a value (istio@1.18.5:istioctl/cmd/root.go, istio@1.30.3:istioctl/pkg/cli/option.go).
+ROOT_VALUE_FLAGS = {"--kubeconfig": "kubeconfig", "-c": "kubeconfig", "--context": "context",
+                    "--istioNamespace": "istio_namespace", "-i": "istio_namespace",
+                    "--namespace": "namespace", "-n": "namespace"}
+COMMAND_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
+    # command: ({value flags}, {boolean flags})
+    "version": ({}, {"--remote", "--short", "-s"}),
+    "install": ({"-f": "filename", "--filename": "filename", "--set": "set", "-s": "set",
+                 "--readiness-timeout": "readiness_timeout"}, {"-y", "--skip-confirmation", "--verify"}),
+    "uninstall": ({"--revision": "revision", "-r": "revision", "-f": "filename"},
+                  {"-y", "--skip-confirmation", "--purge", "--dry-run"}),
+    "tag set": ({"--revision": "revision", "-r": "revision", "--webhook-name": "webhook_name"},
+                {"-y", "--skip-confirmation", "--overwrite"}),
+    "tag list": ({}, set()),
+    "tag remove": ({}, {"-y", "--skip-confirmation"}),
+}
+
+
+def parse(version: IstioVersion, argv: list[str]) -> tuple[str, list[str], dict[str, str | bool]] | str:
+    """Split argv into (command, positionals, flags), or return cobra's error text."""
+    words: list[str] = []
+    flags: dict[str, str | bool] = {}
+    value_flags = dict(ROOT_VALUE_FLAGS)
+    bool_flags: set[str] = set()
+    command = ""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("-"):
+            words.append(token)
+            if not command:
+                joined = " ".join(words[:2])
+                if joined in COMMAND_FLAGS or words[0] in COMMAND_FLAGS:
+                    command = joined if joined in COMMAND_FLAGS else words[0]
+                    vf, bf = COMMAND_FLAGS[command]
+                    if command == "tag list" and supports(version, "tag-list-output-flag"):
+                        vf = {**vf, "-o": "output", "--output": "output"}
+                    value_flags.update(vf)
+                    bool_flags |= bf
+            i += 1
+            continue
+        name, _, inline = token.partition("=")
+        if name in value_flags:
+            if inline:
+                flags[value_flags[name]] = inline
+            else:
+                if i + 1 >= len(argv):
+                    return f"Error: flag needs an argument: {name}"
+                flags[value_flags[name]] = argv[i + 1]
+                i += 1
+        elif name in bool_flags:
+            flags[name.lstrip("-")] = inline != "false"
+        else:
+            return f"Error: unknown flag: {name}"
+        i += 1
+    if not command:
+        return f'Error: unknown command "{words[0] if words else ""}" for "istioctl"'
+    positionals = words[len(command.split()):]
+    return command, positionals, flags
+
+
+class SimulatedIstioctl:
+    def __init__(self, cluster: SimulatedCluster, mesh: MeshModel) -> None:
+        self.cluster = cluster
+        self.mesh = mesh
+
+    def handles(self, argv: list[str]) -> bool:
+        return bool(argv) and SIM_ISTIOCTL.search(argv[0]) is not None
+
+    def run(self, argv: list[str]) -> Completed:
+        match = SIM_ISTIOCTL.search(argv[0])
+        assert match
+        version = IstioVersion.parse(match.group("version"))
+        parsed = parse(version, argv[1:])
+        if isinstance(parsed, str):
+            return Completed(argv, 1, "", parsed + "\n")
+        command, args, flags = parsed
+        handler = getattr(self, "_" + command.replace(" ", "_"))
+        out, err, code = handler(version, args, flags)
+        return Completed(argv, code, out, err)
+
+    # -- commands -------------------------------------------------------------------------------
+    def _version(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        text = f"client version: {version}" if supports(version, "client-version-prefix") else str(version)
+        return text + "\n", "", 0
+
+    def _install(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        filename = flags.get("filename")
+        if not filename:
+            return "", "Error: an IstioOperator file is required (-f)\n", 1
+        try:
+            iop = yaml.safe_load(Path(str(filename)).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            return "", f"Error: could not read {filename}: {exc}\n", 1
+        if not isinstance(iop, dict) or iop.get("kind") != "IstioOperator":
+            return "", f"Error: {filename} is not an IstioOperator\n", 1
+        revision = self.mesh.install(iop, version)
+        if not self.mesh.wait_ready(revision, READINESS_TIMEOUT):
+            # wording not checked against upstream
+            return "", (f"✘ Istiod encountered an error: failed to wait for resource: resources not ready "
+                        f"after 5m0s: context deadline exceeded\nDeployment/{revision.namespace}/"
+                        f"{facts.istiod_name(revision.name)} (containers with unready status: [discovery])\n"), 1
+        return "✔ Istio core installed\n✔ Istiod installed\n✔ Ingress gateways installed\n" \
+               "✔ Installation complete\n", "", 0
+
+    def _uninstall(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        store = self.cluster.store
+        if flags.get("purge"):
+            doomed = [o for o in store.all() if facts.COMPONENT_LABEL in labels_of(o)]
+        elif flags.get("revision"):
+            rev = str(flags["revision"])
+            if rev not in self.mesh.revisions:
+                return "", "Error: could not find target revision\n", 1
+            doomed = [o for o in store.all() if labels_of(o).get(facts.REV_LABEL) == rev
+                      and labels_of(o).get(facts.COMPONENT_LABEL) != "Base"]
+        else:
+            return "", ("Error: at least one of the --revision (or --set revision=<revision>), --filename or "
+                        "--purge flags must be set\n"), 1
+        for obj in doomed:
+            self.cluster.delete(kinds.of(obj), obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        return "✔ Uninstall complete\n", "", 0
+
+    def _tag_set(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        if len(args) != 1 or not flags.get("revision"):
+            return "", "Error: must provide a tag for modification and --revision\n", 1
+        tag, revision_name = args[0], str(flags["revision"])
+        istio_ns = str(flags.get("istio_namespace") or facts.DEFAULT_ISTIO_NAMESPACE)
+        store = self.cluster.store
+        rev_hooks = [w for w in store.list(kinds.MUTATING_WEBHOOK, labels={facts.REV_LABEL: revision_name})
+                     if facts.TAG_LABEL not in labels_of(w)]
+        if not rev_hooks or revision_name not in self.mesh.revisions:
+            what = "MutatingWebhookConfiguration or Service" if supports(version, "tag-service") \
+                else "MutatingWebhookConfiguration"
+            return "", f'Error: cannot modify tag: cannot find {what} with revision "{revision_name}"\n', 1
+        if tag in self.mesh.revisions:
+            return "", (f'Error: cannot create revision tag "{tag}": found existing control plane revision '
+                        "with same name\n"), 1
+        existing = store.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag})
+        if existing and not flags.get("overwrite"):
+            return "", f'Error: revision tag "{tag}" already exists, and --overwrite is false\n', 1
+        revision = self.mesh.revisions[revision_name]
+        ordered = sorted(self.mesh.revisions.values(), key=lambda r: r.install_order)
+        target = self.cluster.hooks.apply("tag_revision", revision_name, tag=tag,
+                                          install_order=revision.install_order,
+                                          revisions=[r.name for r in ordered])
+        revision = self.mesh.revisions.get(target, revision)
+        for obj in self.mesh.tag_objects(tag, revision, istio_ns):
+            if obj["kind"] == "MutatingWebhookConfiguration":
+                obj = self.cluster.hooks.apply("tag_webhook", obj, tag=tag, revision=revision.name,
+                                               istio_namespace=istio_ns)
+            if obj["kind"] == "Service" and store.get(kinds.NAMESPACE, istio_ns) is None:
+                continue
+            self.cluster.apply(obj)
+        return facts.tag_created_message(tag, revision_name) + "\n", "", 0
+
+    def _tag_list(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        store = self.cluster.store
+        rows: list[tuple[str, str, str]] = []
+        tagged_revisions = set()
+        for hook in store.list(kinds.MUTATING_WEBHOOK):
+            labels = labels_of(hook)
+            if facts.TAG_LABEL not in labels:
+                continue
+            tag, rev = labels[facts.TAG_LABEL], labels.get(facts.REV_LABEL, "")
+            using = [n["metadata"]["name"] for n in store.list(kinds.NAMESPACE)
+                     if labels_of(n).get(facts.REV_LABEL) == tag]
+            rows.append((tag, rev, ",".join(using)))
+            tagged_revisions.add(rev)
+        if supports(version, "tag-list-shows-untagged"):
+            for rev in sorted({labels_of(h).get(facts.REV_LABEL, "") for h in store.list(kinds.MUTATING_WEBHOOK)
+                               if facts.REV_LABEL in labels_of(h)} - tagged_revisions):
+                using = [n["metadata"]["name"] for n in store.list(kinds.NAMESPACE)
+                         if labels_of(n).get(facts.REV_LABEL) == rev]
+                rows.append(("", rev, ",".join(using)))
+        if not rows:
+            return facts.tag_list_empty_message(version) + "\n", "", 0
+        table = [facts.TAG_LIST_HEADER, *sorted(rows)]
+        widths = [max(len(r[i]) for r in table) for i in range(3)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+        return "\n".join(lines) + "\n", "", 0
+
+    def _tag_remove(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        tag = args[0] if args else ""
+        doomed = self.cluster.store.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag})
+        if not doomed:
+            return "", f'Error: cannot remove tag "{tag}": cannot find MutatingWebhookConfiguration for tag\n', 1
+        for hook in doomed:
+            self.cluster.delete(kinds.MUTATING_WEBHOOK, hook["metadata"]["name"])
+        for svc in self.cluster.store.list(kinds.SERVICE, labels={facts.TAG_LABEL: tag}):
+            self.cluster.delete(kinds.SERVICE, svc["metadata"]["name"], svc["metadata"]["namespace"])
+        return f"Revision tag {tag} removed\n", "", 0

@@ -1,0 +1,314 @@
+"""The Istio part of the model: installed revisions, what `istioctl install` creates, injection.
+
+Object names and labels follow the charts under manifests/charts/ of istio/istio at 1.18.5 and
+1.30.3 (CHART = manifests/charts/istio-control/istio-discovery/templates), owner labels follow
+operator/pkg/install/install.go getOwnerLabels (1.30.3) / operator/pkg/helmreconciler (1.18.5).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from multirev.backends.simulated.cluster import SimulatedCluster
+from multirev.istio import facts
+from multirev.istio.capabilities import supports
+from multirev.istio.versions import IstioVersion, KubeVersion
+from multirev.kube import kinds
+from multirev.kube.objects import Obj, labels_of
+
+# Istio CRDs the base chart installs (manifests/charts/base); a few stand for all of them.
+BASE_CRDS = ("virtualservices.networking.istio.io", "gateways.networking.istio.io",
+             "destinationrules.networking.istio.io", "serviceentries.networking.istio.io",
+             "sidecars.networking.istio.io", "peerauthentications.security.istio.io")
+ISTIOD_START_SECONDS = 6.0
+
+
+@dataclass
+class Revision:
+    name: str
+    namespace: str
+    version: IstioVersion
+    install_order: int
+    owner: str
+    mesh_config: dict[str, Any]
+    gateways: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+
+
+class MeshModel:
+    def __init__(self, cluster: SimulatedCluster) -> None:
+        self.cluster = cluster
+        self.revisions: dict[str, Revision] = {}
+        cluster.mesh = self
+
+    # -- install ---------------------------------------------------------------------------------
+    def install(self, iop: dict[str, Any], version: IstioVersion) -> Revision:
+        spec = iop.get("spec") or {}
+        values = spec.get("values") or {}
+        revision_name = spec.get("revision") or "default"
+        namespace = self._install_namespace(iop, version)
+        owner = (iop.get("metadata") or {}).get("name") or "unknown"
+        revision = self.revisions.get(revision_name) or Revision(
+            revision_name, namespace, version, len(self.revisions) + 1, owner, {})
+        revision.mesh_config = dict(spec.get("meshConfig") or {})
+        self.revisions[revision_name] = revision
+        objects = self._revision_objects(revision, spec, values)
+        objects = self.cluster.hooks.apply("install_objects", objects, revision=revision_name,
+                                           install_order=revision.install_order)
+        if self.cluster.store.get(kinds.NAMESPACE, namespace) is None:
+            # istioctl creates a missing namespace, unlabelled (operator/pkg/util/k8s.go CreateNamespace)
+            self.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for obj in objects:
+            self.cluster.apply(obj)
+        revision.logs.append(f"info\tmesh configuration: {json.dumps(revision.mesh_config, sort_keys=True)}")
+        return revision
+
+    @staticmethod
+    def _install_namespace(iop: dict[str, Any], version: IstioVersion) -> str:
+        """1.18 reads spec.namespace (operator/pkg/apis/istio/v1alpha1/common.go); 1.30 reads
+        metadata.namespace (spec.namespace is ignored); values.global.istioNamespace overrides both."""
+        spec = iop.get("spec") or {}
+        global_ns = ((spec.get("values") or {}).get("global") or {}).get("istioNamespace")
+        if version.minor_line < (1, 21):
+            base = spec.get("namespace")
+        else:
+            base = (iop.get("metadata") or {}).get("namespace")
+        return global_ns or base or facts.DEFAULT_ISTIO_NAMESPACE
+
+    def _owner_labels(self, rev: Revision, component: str) -> dict[str, str]:
+        return {
+            "operator.istio.io/managed": "Reconcile",
+            "operator.istio.io/version": str(rev.version),
+            "install.operator.istio.io/owning-resource": rev.owner,
+            "install.operator.istio.io/owning-resource-namespace": rev.namespace,
+            facts.REV_LABEL: rev.name,
+            facts.COMPONENT_LABEL: component,
+        }
+
+    def _revision_objects(self, rev: Revision, spec: dict[str, Any], values: dict[str, Any]) -> list[Obj]:
+        ns, name = rev.namespace, facts.istiod_name(rev.name)
+        pilot = self._owner_labels(rev, "Pilot")
+        hub = facts.proxy_image(rev.version).rsplit("/", 1)[0]
+        env = {**((values.get("pilot") or {}).get("env") or {}), "REVISION": rev.name}
+        objs: list[Obj] = []
+        if not self.cluster.store.list(kinds.CRD):
+            base = {**self._owner_labels(rev, "Base"), facts.REV_LABEL: "default"}
+            objs += [{"apiVersion": kinds.CRD.api_version, "kind": "CustomResourceDefinition",
+                      "metadata": {"name": crd, "labels": base}} for crd in BASE_CRDS]
+        istiod_labels = {**pilot, "app": "istiod", "istio": "pilot"}
+        pod_labels = {"app": "istiod", facts.REV_LABEL: rev.name, "istio": "pilot", facts.INJECT_POD_LABEL: "false"}
+        mesh = yaml.safe_dump(rev.mesh_config, sort_keys=True)
+        objs += [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns, "labels": pilot}},
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": facts.mesh_configmap_name(rev.name), "namespace": ns, "labels": pilot},
+             "data": {"mesh": mesh, "meshNetworks": "networks: {}"}},
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"istio-sidecar-injector-{rev.name}", "namespace": ns, "labels": pilot},
+             "data": {"values": json.dumps({"revision": rev.name})}},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": name, "namespace": ns, "labels": istiod_labels},
+             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istiod", facts.REV_LABEL: rev.name}},
+                      "template": {"metadata": {"labels": pod_labels},
+                                   "spec": {"containers": [{
+                                       "name": facts.ISTIOD_CONTAINER, "image": f"{hub}/pilot:{rev.version}",
+                                       "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())]}]}}}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": istiod_labels},
+             "spec": {"selector": {"app": "istiod", facts.REV_LABEL: rev.name}, "clusterIP": self._cluster_ip(),
+                      "ports": [{"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
+                                {"name": "https-webhook", "port": 443, "targetPort": 15017},
+                                {"name": "http-monitoring", "port": 15014}]}},
+            self._injector_webhook(rev, facts.injector_webhook_name(rev.name, ns), rev.name, pilot, ns),
+            {"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": facts.validator_webhook_name(rev.name, ns),
+                          "labels": {**pilot, "app": "istiod", "istio": "istiod"}},
+             "webhooks": [{"name": facts.VALIDATION_WEBHOOK, "failurePolicy": "Ignore",
+                           "clientConfig": {"service": {"name": name, "namespace": ns, "path": facts.VALIDATE_PATH}},
+                           "objectSelector": {"matchExpressions": [
+                               {"key": facts.REV_LABEL, "operator": "In", "values": [rev.name]}]}}]},
+        ]
+        for role in ("istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"):
+            role_name = f"{role}-{rev.name}-{ns}"
+            objs.append({"apiVersion": kinds.CLUSTER_ROLE.api_version, "kind": "ClusterRole",
+                         "metadata": {"name": role_name, "labels": pilot}, "rules": []})
+            objs.append({"apiVersion": kinds.CLUSTER_ROLE_BINDING.api_version, "kind": "ClusterRoleBinding",
+                         "metadata": {"name": role_name, "labels": pilot},
+                         "roleRef": {"kind": "ClusterRole", "name": role_name},
+                         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]})
+        objs += self._gateways(rev, spec)
+        if not self._default_tag_exists():
+            # First revisioned install on a cluster without a default tag also makes it the default
+            # (istio@1.30.3:operator/pkg/webhook/webhook.go; istio@1.18.5:operator/cmd/mesh/install.go).
+            objs += self.tag_objects("default", rev, ns)
+            objs.append({"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
+                         "metadata": {"name": "istiod-default-validator", "labels": {**pilot, "istio.io/tag": "default"}},
+                         "webhooks": [{"name": "validation.istio.io", "failurePolicy": "Ignore",
+                                       "clientConfig": {"service": {"name": name, "namespace": ns,
+                                                                    "path": facts.VALIDATE_PATH}}}]})
+        if supports(rev.version, "installed-state-iop"):
+            # *inferred* name; the object itself: istio@1.21.0:releasenotes/notes/drop-iop.yaml (removed in 1.21)
+            objs.append({"apiVersion": kinds.ISTIO_OPERATOR.api_version, "kind": "IstioOperator",
+                         "metadata": {"name": f"installed-state-{rev.owner}", "namespace": ns, "labels": pilot},
+                         "spec": spec})
+        return objs
+
+    def _cluster_ip(self) -> str:
+        return f"10.96.{self.cluster.rng.randint(1, 254)}.{self.cluster.rng.randint(1, 254)}"
+
+    def _default_tag_exists(self) -> bool:
+        return bool(self.cluster.store.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector",
+                                                                           facts.TAG_LABEL: "default"}))
+
+    def _gateways(self, rev: Revision, spec: dict[str, Any]) -> list[Obj]:
+        objs: list[Obj] = []
+        for gw in (spec.get("components") or {}).get("ingressGateways") or []:
+            if not gw.get("enabled"):
+                continue
+            gw_ns = gw.get("namespace") or rev.namespace
+            labels = {**self._owner_labels(rev, "IngressGateways"), "app": "istio-ingressgateway",
+                      "istio": "ingressgateway", **(gw.get("label") or {})}
+            pod_labels = {k: v for k, v in labels.items() if not k.startswith(("operator.", "install."))}
+            pod_labels[facts.INJECT_POD_LABEL] = "false"
+            service_spec = ((gw.get("k8s") or {}).get("service")) or {}
+            objs.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": gw["name"], "namespace": gw_ns, "labels": labels},
+                         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istio-ingressgateway"}},
+                                  "template": {"metadata": {"labels": pod_labels},
+                                               "spec": {"containers": [{"name": facts.PROXY_CONTAINER,
+                                                                        "image": facts.proxy_image(rev.version)}]}}}})
+            objs.append({"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": gw["name"], "namespace": gw_ns, "labels": labels},
+                         "spec": {"type": service_spec.get("type", "LoadBalancer"),
+                                  "selector": {k: pod_labels[k] for k in ("app", "istio") if k in pod_labels},
+                                  "ports": service_spec.get("ports", [])}})
+            rev.gateways.append(f"{gw_ns}/{gw['name']}")
+        return objs
+
+    def _injector_webhook(self, rev: Revision, name: str, selector_value: str, labels: dict[str, str],
+                          service_namespace: str, *, default: bool = False) -> Obj:
+        """CHART/mutatingwebhook.yaml and revision-tags*.yaml: selectors are identical at 1.18.5 and 1.30.3."""
+        def hook(entry: str, ns_exprs: list[dict], obj_exprs: list[dict]) -> dict[str, Any]:
+            return {"name": entry, "failurePolicy": "Fail", "timeoutSeconds": 10,
+                    "clientConfig": {"service": {"name": facts.istiod_name(rev.name), "namespace": service_namespace,
+                                                 "path": facts.INJECT_PATH, "port": 443}},
+                    "namespaceSelector": {"matchExpressions": ns_exprs},
+                    "objectSelector": {"matchExpressions": obj_exprs}}
+        not_false = {"key": facts.INJECT_POD_LABEL, "operator": "NotIn", "values": ["false"]}
+        no_injection = {"key": facts.INJECTION_LABEL, "operator": "DoesNotExist"}
+        no_rev = {"key": facts.REV_LABEL, "operator": "DoesNotExist"}
+        webhooks = [
+            hook(facts.REV_NAMESPACE_WEBHOOK,
+                 [{"key": facts.REV_LABEL, "operator": "In", "values": [selector_value]}, no_injection], [not_false]),
+            hook(facts.REV_OBJECT_WEBHOOK, [no_rev, no_injection],
+                 [not_false, {"key": facts.REV_LABEL, "operator": "In", "values": [selector_value]}]),
+        ]
+        if default:
+            webhooks += [
+                hook(facts.DEFAULT_NAMESPACE_WEBHOOK,
+                     [{"key": facts.INJECTION_LABEL, "operator": "In", "values": ["enabled"]}], [not_false]),
+                hook(facts.DEFAULT_OBJECT_WEBHOOK, [no_injection, no_rev],
+                     [{"key": facts.INJECT_POD_LABEL, "operator": "In", "values": ["true"]}, no_rev]),
+            ]
+        return {"apiVersion": kinds.MUTATING_WEBHOOK.api_version, "kind": "MutatingWebhookConfiguration",
+                "metadata": {"name": name, "labels": {**labels, "app": "sidecar-injector"}}, "webhooks": webhooks}
+
+    def tag_objects(self, tag: str, rev: Revision, istio_namespace: str) -> list[Obj]:
+        """The tag webhook (and, since 1.28, the tag Service) in the `-i` namespace
+        (istio@1.30.3:istioctl/pkg/tag/generate.go)."""
+        labels = {**self._owner_labels(rev, "Pilot"), facts.TAG_LABEL: tag}
+        if tag != "default" and supports(rev.version, "tag-strips-operator-labels"):
+            labels = {k: v for k, v in labels.items() if "operator.istio.io" not in k}
+        webhook = self._injector_webhook(rev, facts.tag_webhook_name(tag, istio_namespace), tag, labels,
+                                         istio_namespace, default=tag == "default")
+        objs = [webhook]
+        if supports(rev.version, "tag-service"):
+            objs.append({"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": facts.tag_service_name(tag), "namespace": istio_namespace,
+                                      "labels": {**labels, "app": "istiod"}},
+                         "spec": {"selector": {"app": "istiod", facts.REV_LABEL: rev.name},
+                                  "clusterIP": self._cluster_ip(),
+                                  "ports": [{"name": "https-webhook", "port": 443, "targetPort": 15017}]}})
+        return objs
+
+    # -- readiness -------------------------------------------------------------------------------
+    def pod_becomes_ready(self, pod: Obj) -> bool:
+        labels = labels_of(pod)
+        if labels.get("app") == "istiod":
+            revision = self.revisions.get(labels.get(facts.REV_LABEL, ""))
+            order = revision.install_order if revision else 0
+            return bool(self.cluster.hooks.apply("istiod_ready", True, revision=labels.get(facts.REV_LABEL),
+                                                 install_order=order))
+        return True
+
+    def wait_ready(self, revision: Revision, timeout: float) -> bool:
+        """What `istioctl install` does before printing success: wait for its Deployments."""
+        deadline = self.cluster.clock.now() + timeout
+        while self.cluster.clock.now() < deadline:
+            self.cluster.settle(2.0)
+            deployments = [self.cluster.store.raw(kinds.DEPLOYMENT, facts.istiod_name(revision.name),
+                                                  revision.namespace)]
+            deployments += [self.cluster.store.raw(kinds.DEPLOYMENT, g.split("/")[1], g.split("/")[0])
+                            for g in revision.gateways]
+            if all(d and d.get("status", {}).get("readyReplicas", 0) >= 1 for d in deployments):
+                return True
+        return False
+
+    # -- injection -------------------------------------------------------------------------------
+    def inject(self, pod: Obj, revision_name: str) -> Obj:
+        """The sidecar injector of one revision (pkg/kube/inject/inject.go, files/injection-template.yaml)."""
+        annotations = pod["metadata"].setdefault("annotations", {})
+        if facts.SIDECAR_STATUS_ANNOTATION in annotations:
+            return pod  # already injected by an earlier webhook: the injector leaves it alone
+        revision = self.revisions[revision_name]
+        version = revision.version
+        image = self.cluster.hooks.apply("proxy_image", facts.proxy_image(version), revision=revision_name,
+                                         version=version)
+        spec = pod["spec"]
+        init = [{"name": facts.INIT_CONTAINER, "image": image}]
+        proxy = {"name": facts.PROXY_CONTAINER, "image": image,
+                 "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
+                 "env": [{"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
+                         {"name": "PROXY_CONFIG", "value": json.dumps(
+                             {"discoveryAddress": facts.discovery_address(revision_name, revision.namespace)})}]}
+        if self._native_sidecars(version, annotations):
+            spec["initContainers"] = [*spec.get("initContainers", []), *init, {**proxy, "restartPolicy": "Always"}]
+        else:
+            spec["initContainers"] = [*spec.get("initContainers", []), *init]
+            spec["containers"] = [*spec.get("containers", []), proxy]
+        spec.setdefault("volumes", []).append({"name": "istio-envoy", "emptyDir": {"medium": "Memory"}})
+        labels = pod["metadata"].setdefault("labels", {})
+        labels.setdefault("security.istio.io/tlsMode", "istio")
+        labels.setdefault("service.istio.io/canonical-name", labels.get("app", pod["metadata"]["name"]))
+        labels.setdefault("service.istio.io/canonical-revision", labels.get("version", "latest"))
+        annotations[facts.REV_ANNOTATION] = revision_name
+        annotations[facts.SIDECAR_STATUS_ANNOTATION] = json.dumps({
+            "initContainers": [c["name"] for c in spec.get("initContainers", [])],
+            "containers": [c["name"] for c in spec.get("containers", [])],
+            "volumes": [v["name"] for v in spec.get("volumes", [])],
+            "imagePullSecrets": None,
+            "revision": revision_name,
+        })
+        revision.logs.append(f"info\tSidecar injection request for {pod['metadata']['namespace']}/"
+                             f"{pod['metadata']['name']}")
+        return pod
+
+    def _native_sidecars(self, version: IstioVersion, annotations: dict[str, str]) -> bool:
+        """Auto since 1.27: native when every kubelet is >= 1.33 (pkg/kube/inject/webhook.go
+        DetectNativeSidecar); the pod annotation overrides since 1.24."""
+        explicit = annotations.get(facts.NATIVE_SIDECAR_ANNOTATION)
+        if explicit in ("true", "false") and version.minor_line >= (1, 24):
+            return explicit == "true"
+        if not supports(version, "native-sidecars-auto"):
+            return False
+        nodes = self.cluster.store.list(kinds.NODE)
+        return all(KubeVersion.parse(n["status"]["nodeInfo"]["kubeletVersion"]) >= KubeVersion(1, 33) for n in nodes)
+
+    def logs_for(self, namespace: str, pod: str, container: str) -> list[str]:
+        for revision in self.revisions.values():
+            if revision.namespace == namespace and pod.startswith(facts.istiod_name(revision.name) + "-"):
+                return revision.logs
+        return []

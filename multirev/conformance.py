@@ -1,0 +1,44 @@
+"""Declaring a conformance test: what it certifies, its feature, the manifests it needs.
+
+Modelled on the Gateway API conformance suite, where each test is a small declarative value.
+Here the value is attached to the test function, and pytest markers carry it to selection
+(``-m feature``, ``-k canary``) and to the per-feature report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+
+F = TypeVar("F", bound=Callable)
+
+FEATURES = ("install", "tags", "webhooks", "injection")
+
+
+@dataclass(frozen=True)
+class ConformanceInfo:
+    feature: str
+    manifests: tuple[str, ...]
+    canary: bool
+
+
+def conformance(*, feature: str, manifests: tuple[str, ...] = (), canary: bool = False) -> Callable[[F], F]:
+    if feature not in FEATURES:
+        raise ValueError(f"unknown feature {feature!r}; add it to multirev.conformance.FEATURES")
+
+    def declare(fn: F) -> F:
+        if not (fn.__doc__ or "").strip():
+            raise ValueError(f"{fn.__name__}: a conformance test says in its docstring what it certifies")
+        fn.__conformance__ = ConformanceInfo(feature, manifests, canary)  # type: ignore[attr-defined]
+        fn = pytest.mark.feature(feature)(fn)
+        if canary:
+            fn = pytest.mark.canary(fn)
+        return fn
+    return declare
+
+
+def info_of(item: pytest.Item) -> ConformanceInfo | None:
+    return getattr(getattr(item, "function", None), "__conformance__", None)

@@ -1,0 +1,1 @@
+"""Istio knowledge: versions and their capabilities, names and labels, istioctl, releases."""

@@ -1,0 +1,133 @@
+"""What each Istio minor line supports, as a table of cited rows.
+
+Each row names a behaviour the suite depends on, the first minor that has it and (optionally)
+the first minor that no longer has it. Code asks ``supports(version, NAME)`` instead of
+comparing version numbers, so every version-dependent branch points back to one cited row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multirev.errors import UsageError
+from multirev.istio.versions import IstioVersion, KubeVersion
+
+Minor = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Capability:
+    name: str
+    since: Minor
+    until: Minor | None  # first minor without it
+    source: str  # upstream file and tag the row was read from
+    meaning: str
+
+
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability(
+        "tag-command", (1, 18), None,
+        "istio@1.18.5:istioctl/cmd/root.go; istio@1.30.3:istioctl/pkg/tag/tag.go",
+        "`istioctl tag set|list|remove` exists (the `x revision tag` form was dropped in 1.21)",
+    ),
+    Capability(
+        "tag-list-output-flag", (1, 30), None,  # checked at 1.30.3 only; 1.19.3 lacks it
+        "istio@1.18.5:istioctl/cmd/tag.go (no -o on the top-level `tag list`); istio@1.30.3:istioctl/pkg/tag/tag.go",
+        "`istioctl tag list -o json` is accepted; the suite parses the table, which every minor prints",
+    ),
+    Capability(
+        "tag-strips-operator-labels", (1, 22), None,
+        "istio@1.22.0:istioctl/pkg/tag/generate.go (UserManaged)",
+        "webhooks made by `tag set` carry no operator.istio.io/* labels",
+    ),
+    Capability(
+        "client-version-prefix", (1, 23), None,
+        "istio@1.22.0 vs istio@1.23.0:pkg/version/cobra.go",
+        "`istioctl version --remote=false` prints `client version: X` instead of a bare `X`",
+    ),
+    Capability(
+        "native-sidecars-setting", (1, 19), None,
+        "istio@1.19.3:pilot/pkg/features/pilot.go",
+        "ENABLE_NATIVE_SIDECARS exists (default false until 1.27)",
+    ),
+    Capability(
+        "release-hub-registry-istio-io", (1, 30), None,
+        "istio@1.30.3:releasenotes/notes/use-registry-istio-io.yaml; istio/release-builder@release-1.30:release/build.sh",
+        "release builds pull images from registry.istio.io/release instead of docker.io/istio",
+    ),
+    Capability(
+        "tag-list-shows-untagged", (1, 21), None,
+        "istio@1.21.0:istioctl/pkg/tag/tag.go",
+        "`tag list` also prints revisions without a tag, with an empty TAG column",
+    ),
+    Capability(
+        "installed-state-iop", (1, 18), (1, 21),
+        "istio@1.21.0:releasenotes/notes/drop-iop.yaml",
+        "`istioctl install` writes an installed-state IstioOperator into the revision's namespace",
+    ),
+    Capability(
+        "enhanced-scoping-env", (1, 18), (1, 25),
+        "istio@1.22.0:pilot/pkg/features/pilot.go; istio@1.25.0:pilot/pkg/features/pilot.go",
+        "ENABLE_ENHANCED_RESOURCE_SCOPING is a setting (default on from 1.22, always on from 1.25)",
+    ),
+    Capability(
+        "native-sidecars-auto", (1, 27), None,
+        "istio@1.27.0:pilot/pkg/features/pilot.go",
+        "ENABLE_NATIVE_SIDECARS defaults to auto: native sidecars when every kubelet is >= 1.33",
+    ),
+    Capability(
+        "tag-service", (1, 28), None,
+        "istio@1.28.0:manifests/charts/istio-control/istio-discovery/templates/revision-tags-svc.yaml",
+        "`istioctl tag set` also creates Service istiod-revision-tag-<tag>",
+    ),
+    Capability(
+        "proxy-status-subscribed-types", (1, 29), None,
+        "istio@1.29.0:istioctl/pkg/proxystatus/proxystatus.go",
+        "`proxy-status` prints NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES instead of per-xDS columns",
+    ),
+)
+
+# Kubernetes minors each Istio minor supports (istio/istio.io data/compatibility/supportStatus.yml).
+# Minors whose range could not be confirmed upstream are left out: the suite refuses them.
+KUBERNETES_SUPPORT: dict[Minor, tuple[KubeVersion, KubeVersion]] = {
+    (1, 18): (KubeVersion(1, 24), KubeVersion(1, 27)),
+    (1, 19): (KubeVersion(1, 25), KubeVersion(1, 28)),
+    (1, 20): (KubeVersion(1, 25), KubeVersion(1, 29)),
+    (1, 21): (KubeVersion(1, 26), KubeVersion(1, 29)),
+    (1, 22): (KubeVersion(1, 27), KubeVersion(1, 30)),
+    (1, 26): (KubeVersion(1, 29), KubeVersion(1, 33)),
+    (1, 27): (KubeVersion(1, 29), KubeVersion(1, 33)),
+    (1, 28): (KubeVersion(1, 30), KubeVersion(1, 34)),
+    # 1.29 and 1.30: istio.io content/en/news/releases/1.29.x/announcing-1.29 and 1.30.x/announcing-1.30
+    (1, 29): (KubeVersion(1, 31), KubeVersion(1, 35)),
+    (1, 30): (KubeVersion(1, 32), KubeVersion(1, 36)),
+}
+KUBERNETES_SUPPORT_SOURCE = "istio/istio.io:data/compatibility/supportStatus.yml"
+
+_BY_NAME = {row.name: row for row in CAPABILITIES}
+
+
+def known_minors() -> str:
+    minors = sorted(KUBERNETES_SUPPORT)
+    return ", ".join(f"{a}.{b}" for a, b in minors)
+
+
+def check_known(version: IstioVersion) -> None:
+    """Refuse a version whose minor this suite has no cited facts for."""
+    if version.minor_line not in KUBERNETES_SUPPORT:
+        raise UsageError(
+            f"unknown Istio version {version}: this suite has checked facts for minors "
+            f"{known_minors()} only"
+        )
+
+
+def supports(version: IstioVersion, name: str) -> bool:
+    row = _BY_NAME[name]
+    if version.minor_line < row.since:
+        return False
+    return row.until is None or version.minor_line < row.until
+
+
+def kubernetes_range(version: IstioVersion) -> tuple[KubeVersion, KubeVersion]:
+    check_known(version)
+    return KUBERNETES_SUPPORT[version.minor_line]

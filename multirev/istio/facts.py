@@ -1,0 +1,102 @@
+"""Names, labels, annotations and messages of Istio objects the suite looks for.
+
+Each function or constant cites the upstream file it was read from. Charts live under
+manifests/charts/istio-control/istio-discovery/templates/ in istio/istio (abbreviated CHART below).
+"""
+
+from __future__ import annotations
+
+from multirev.istio.capabilities import supports
+from multirev.istio.versions import IstioVersion
+
+DEFAULT_ISTIO_NAMESPACE = "istio-system"
+
+# Labels and annotations (CHART/mutatingwebhook.yaml, revision-tags*.yaml at 1.18.5 and 1.30.3).
+REV_LABEL = "istio.io/rev"
+TAG_LABEL = "istio.io/tag"
+INJECTION_LABEL = "istio-injection"  # legacy label; wins over istio.io/rev in the webhook selectors
+INJECT_POD_LABEL = "sidecar.istio.io/inject"
+COMPONENT_LABEL = "operator.istio.io/component"  # istio@1.30.3:operator/pkg/install/install.go getOwnerLabels
+SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status"  # istio@1.30.3:pkg/kube/inject/inject.go
+REV_ANNOTATION = "istio.io/rev"  # files/injection-template.yaml: the injecting istiod's own revision
+NATIVE_SIDECAR_ANNOTATION = "sidecar.istio.io/nativeSidecar"  # since 1.24 (injection-template.yaml)
+PROXY_CONTAINER = "istio-proxy"
+INIT_CONTAINER = "istio-init"
+ISTIOD_CONTAINER = "discovery"
+
+# Webhook entry names inside revision and tag MutatingWebhookConfigurations (CHART/mutatingwebhook.yaml).
+REV_NAMESPACE_WEBHOOK = "rev.namespace.sidecar-injector.istio.io"
+REV_OBJECT_WEBHOOK = "rev.object.sidecar-injector.istio.io"
+DEFAULT_NAMESPACE_WEBHOOK = "namespace.sidecar-injector.istio.io"
+DEFAULT_OBJECT_WEBHOOK = "object.sidecar-injector.istio.io"
+INJECT_PATH = "/inject"
+VALIDATE_PATH = "/validate"
+VALIDATION_WEBHOOK = "rev.validation.istio.io"  # CHART/validatingwebhookconfiguration.yaml
+
+
+def _suffix(namespace: str) -> str:
+    return "" if namespace == DEFAULT_ISTIO_NAMESPACE else f"-{namespace}"
+
+
+def istiod_name(revision: str) -> str:
+    """Deployment, Service and ServiceAccount of a revision (CHART/deployment.yaml, service.yaml)."""
+    return f"istiod-{revision}"
+
+
+def injector_webhook_name(revision: str, namespace: str) -> str:
+    """CHART/mutatingwebhook.yaml: a namespace suffix only outside istio-system."""
+    return f"istio-sidecar-injector-{revision}{_suffix(namespace)}"
+
+
+def validator_webhook_name(revision: str, namespace: str) -> str:
+    """CHART/validatingwebhookconfiguration.yaml: the namespace suffix is always present."""
+    return f"istio-validator-{revision}-{namespace}"
+
+
+def tag_webhook_name(tag: str, istio_namespace: str) -> str:
+    """istio@1.30.3:CHART/revision-tags-mwc.yaml (istio@1.18.5: revision-tags.yaml); the namespace is `-i`."""
+    return f"istio-revision-tag-{tag}{_suffix(istio_namespace)}"
+
+
+def tag_service_name(tag: str) -> str:
+    """istio@1.28.0+:CHART/revision-tags-svc.yaml (created by `tag set` since 1.28)."""
+    return f"istiod-revision-tag-{tag}"
+
+
+def mesh_configmap_name(revision: str) -> str:
+    """CHART/configmap.yaml: the revision's mesh config."""
+    return f"istio-{revision}"
+
+
+def proxy_image(version: IstioVersion) -> str:
+    """The sidecar image a release build injects (hub from istio/release-builder release/build.sh)."""
+    hub = "registry.istio.io/release" if supports(version, "release-hub-registry-istio-io") else "docker.io/istio"
+    return f"{hub}/proxyv2:{version}"
+
+
+def image_tag(image: str) -> str:
+    """'docker.io/istio/proxyv2:1.18.5' -> '1.18.5' (digest-pinned images have no readable tag)."""
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1].split("@")[0] if ":" in last else ""
+
+
+def discovery_address(revision: str, namespace: str) -> str:
+    """tests/integration/pilot/revisions/revision_tag_test.go: what `pc bootstrap` shows."""
+    return f"{istiod_name(revision)}.{namespace}.svc:15012"
+
+
+# Messages printed by istioctl (istio@1.18.5:istioctl/cmd/tag.go, istio@1.30.3:istioctl/pkg/tag/tag.go).
+TAG_LIST_HEADER = ("TAG", "REVISION", "NAMESPACES")
+
+
+def tag_created_message(tag: str, revision: str) -> str:
+    return (
+        f'Revision tag "{tag}" created, referencing control plane revision "{revision}". To enable injection '
+        f"using this\nrevision tag, use 'kubectl label namespace <NAMESPACE> istio.io/rev={tag}'"
+    )
+
+
+def tag_list_empty_message(version: IstioVersion) -> str:
+    if version.minor_line >= (1, 30):
+        return "No Istio revision tags found."
+    return "No Istio revision tag MutatingWebhookConfigurations to list"

@@ -1,0 +1,52 @@
+"""Render the IstioOperator document for one revision from manifests/istio/revision-iop.yaml."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multirev.istio.capabilities import supports
+from multirev.paths import MANIFESTS
+from multirev.plan import DISCOVERY_LABEL, PlanePlan
+
+TEMPLATE = MANIFESTS / "istio" / "revision-iop.yaml"
+
+
+@cache
+def _template() -> dict[str, Any]:
+    return yaml.safe_load(TEMPLATE.read_text())
+
+
+def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    plane = plan.plane
+    doc = copy.deepcopy(_template())
+    doc["metadata"].update(name=f"{plane.role}-{plane.revision}", namespace=plane.namespace)
+    spec = doc["spec"]
+    spec.update(revision=plane.revision, namespace=plane.namespace)
+    spec["values"]["global"]["istioNamespace"] = plane.namespace
+    if plan.uses_discovery_selectors:
+        # istio/api mesh/v1alpha1/config.proto field 59: a list of LabelSelectors, OR-ed.
+        spec["meshConfig"]["discoverySelectors"] = [{"matchLabels": {DISCOVERY_LABEL: plan.discovery_value}}]
+        if supports(plane.version, "enhanced-scoping-env"):
+            # Off by default before 1.22 (pilot/pkg/features): without it discoverySelectors do not
+            # scope Istio config objects, so the other istiod would still see them.
+            spec["values"]["pilot"]["env"]["ENABLE_ENHANCED_RESOURCE_SCOPING"] = "true"
+    if mesh_config:
+        spec["meshConfig"].update(mesh_config)
+    gateway = spec["components"]["ingressGateways"][0]
+    gateway["name"] = plan.gateway_name
+    ports = {p["name"]: p for p in gateway["k8s"]["service"]["ports"]}
+    ports["http2"]["nodePort"] = plan.node_ports["http"]
+    ports["https"]["nodePort"] = plan.node_ports["https"]
+    return doc
+
+
+def write(plan: PlanePlan, folder: Path, **kwargs: Any) -> Path:
+    path = folder / f"iop-{plan.plane.revision}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(render(plan, **kwargs), sort_keys=False))
+    return path

@@ -1,0 +1,1 @@
+"""kind: pinned releases, node images, cluster configuration and the binary download."""

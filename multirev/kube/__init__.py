@@ -1,0 +1,1 @@
+"""Kubernetes vocabulary shared by every backend: kinds, selectors, object helpers."""

@@ -1,0 +1,79 @@
+"""The resource kinds the suite reads or writes, with their REST coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multirev.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/")[0] if "/" in self.api_version else ""
+
+    @property
+    def version(self) -> str:
+        return self.api_version.split("/")[-1]
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+NAMESPACE = Kind("v1", "Namespace", "namespaces", False)
+POD = Kind("v1", "Pod", "pods", True)
+SERVICE = Kind("v1", "Service", "services", True)
+CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", True)
+SERVICEACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts", True)
+SECRET = Kind("v1", "Secret", "secrets", True)
+EVENT = Kind("v1", "Event", "events", True)
+NODE = Kind("v1", "Node", "nodes", False)
+DEPLOYMENT = Kind("apps/v1", "Deployment", "deployments", True)
+MUTATING_WEBHOOK = Kind(
+    "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False
+)
+VALIDATING_WEBHOOK = Kind(
+    "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False
+)
+CLUSTER_ROLE = Kind("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", False)
+CLUSTER_ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", False)
+ROLE = Kind("rbac.authorization.k8s.io/v1", "Role", "roles", True)
+ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", True)
+CRD = Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
+PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
+HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True)
+# installed-state IstioOperator, written by istioctl < 1.21 (istio@1.21.0:releasenotes/notes/drop-iop.yaml)
+ISTIO_OPERATOR = Kind("install.istio.io/v1alpha1", "IstioOperator", "istiooperators", True)
+
+ALL: tuple[Kind, ...] = (
+    NAMESPACE, POD, SERVICE, CONFIGMAP, SERVICEACCOUNT, SECRET, EVENT, NODE, DEPLOYMENT,
+    MUTATING_WEBHOOK, VALIDATING_WEBHOOK, CLUSTER_ROLE, CLUSTER_ROLE_BINDING, ROLE, ROLE_BINDING,
+    CRD, PDB, HPA, ISTIO_OPERATOR,
+)
+_BY_KEY = {(k.api_version, k.kind): k for k in ALL}
+_BY_KIND = {k.kind: k for k in ALL}
+
+
+def lookup(api_version: str, kind: str) -> Kind:
+    found = _BY_KEY.get((api_version, kind))
+    if found is None:
+        raise UsageError(f"the suite does not know resource {api_version} {kind}")
+    return found
+
+
+def of(obj: dict) -> Kind:
+    return lookup(obj["apiVersion"], obj["kind"])
+
+
+def by_kind(kind: str) -> Kind:
+    return _BY_KIND[kind]

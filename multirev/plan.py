@@ -1,0 +1,64 @@
+"""The concrete mesh a run builds from a profile: names, labels and ports for each control plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from multirev.profile import ControlPlane, Profile
+
+# Every object the suite itself creates carries this label, so teardown on an existing cluster
+# removes exactly what the run made.
+RUN_ID_LABEL = "conformance.multirev.io/run-id"
+# Namespaces a control plane should see carry this label; its discoverySelectors match it.
+DISCOVERY_LABEL = "conformance.multirev.io/control-plane"
+
+# Fixed NodePorts for each revision's ingress gateway, mapped to host ports by kind.
+NODE_PORTS = {"stable": {"http": 31080, "https": 31443}, "canary": {"http": 32080, "https": 32443}}
+
+
+@dataclass(frozen=True)
+class PlanePlan:
+    plane: ControlPlane
+    layout: str
+
+    @property
+    def role(self) -> str:
+        return self.plane.role
+
+    @property
+    def gateway_name(self) -> str:
+        # Two revisions in one namespace would overwrite each other's default-named gateway
+        # (Deployment name = component name, no revision suffix), so the shared layout names them apart.
+        if self.layout == "shared":
+            return f"istio-ingressgateway-{self.plane.revision}"
+        return "istio-ingressgateway"
+
+    @property
+    def discovery_value(self) -> str:
+        return self.plane.revision
+
+    @property
+    def node_ports(self) -> dict[str, int]:
+        return NODE_PORTS[self.role]
+
+    @property
+    def uses_discovery_selectors(self) -> bool:
+        # In the shared layout both revisions watch the whole cluster, as in a classic canary upgrade.
+        return self.layout == "separate"
+
+
+@dataclass(frozen=True)
+class MeshPlan:
+    profile: Profile
+    run_id: str
+
+    @property
+    def planes(self) -> tuple[PlanePlan, PlanePlan]:
+        return (PlanePlan(self.profile.stable, self.profile.layout), PlanePlan(self.profile.canary, self.profile.layout))
+
+    def plane(self, role: str) -> PlanePlan:
+        return next(p for p in self.planes if p.role == role)
+
+    @property
+    def run_labels(self) -> dict[str, str]:
+        return {RUN_ID_LABEL: self.run_id}

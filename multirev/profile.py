@@ -1,0 +1,138 @@
+"""Profiles: which two Istio versions to run, in which namespaces, under which revisions and tags."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from multirev.compat import common_kubernetes
+from multirev.errors import UsageError
+from multirev.istio.capabilities import check_known
+from multirev.istio.versions import IstioVersion
+
+ROLES = ("stable", "canary")
+LAYOUTS = ("separate", "shared")
+# Both revisions live here in the shared layout (Istio's default namespace).
+SHARED_NAMESPACE = "istio-system"
+# Kubernetes DNS-1123 label: namespaces, revisions and tags must be one.
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    role: str
+    version: IstioVersion
+    namespace: str
+    revision: str
+    tag: str
+    app_namespaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    layout: str
+    stable: ControlPlane
+    canary: ControlPlane
+
+    @property
+    def planes(self) -> tuple[ControlPlane, ControlPlane]:
+        return (self.stable, self.canary)
+
+    def plane(self, role: str) -> ControlPlane:
+        return self.stable if role == "stable" else self.canary
+
+
+def builtin_profiles() -> list[str]:
+    folder = resources.files("multirev") / "profiles"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(
+    name: str = "current",
+    *,
+    path: Path | None = None,
+    layout: str = "separate",
+    stable_version: str | None = None,
+    canary_version: str | None = None,
+) -> Profile:
+    """Load a built-in profile or a user's file, apply overrides, and validate it before use."""
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
+    data = _read(name, path)
+    source = str(path) if path else f"profile '{name}'"
+    planes = {
+        role: _plane(role, data.get(role), source, {"stable": stable_version, "canary": canary_version}[role])
+        for role in ROLES
+    }
+    if layout == "shared":
+        planes = {role: replace(p, namespace=SHARED_NAMESPACE) for role, p in planes.items()}
+    profile = Profile(
+        name=str(data.get("name", name)),
+        description=str(data.get("description", "")),
+        layout=layout,
+        stable=planes["stable"],
+        canary=planes["canary"],
+    )
+    _validate(profile, source)
+    return profile
+
+
+def _read(name: str, path: Path | None) -> dict[str, Any]:
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read --profile-file {path}: {exc.strerror}") from exc
+    else:
+        if name not in builtin_profiles():
+            raise UsageError(f"unknown --profile '{name}': choose one of {', '.join(builtin_profiles())}")
+        text = (resources.files("multirev") / "profiles" / f"{name}.yaml").read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"profile {path or name} is not valid YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"profile {path or name} must be a mapping with 'stable' and 'canary'")
+    return data
+
+
+def _plane(role: str, raw: Any, source: str, version_override: str | None) -> ControlPlane:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}: '{role}' must be a mapping with version, namespace, tag, app_namespaces")
+    missing = [k for k in ("version", "namespace", "tag", "app_namespaces") if k not in raw]
+    if missing:
+        raise UsageError(f"{source}: '{role}' lacks {', '.join(missing)}")
+    version = IstioVersion.parse(str(version_override or raw["version"]))
+    check_known(version)
+    # An overridden version gets the revision derived from it: the profile's revision named the old one.
+    revision = version.revision if version_override else str(raw.get("revision") or version.revision)
+    apps = raw["app_namespaces"]
+    if not isinstance(apps, list) or not apps:
+        raise UsageError(f"{source}: '{role}.app_namespaces' must be a non-empty list")
+    return ControlPlane(role, version, str(raw["namespace"]), revision, str(raw["tag"]), tuple(map(str, apps)))
+
+
+def _validate(profile: Profile, source: str) -> None:
+    for plane in profile.planes:
+        for what, value in [("namespace", plane.namespace), ("revision", plane.revision), ("tag", plane.tag),
+                            *[("app namespace", a) for a in plane.app_namespaces]]:
+            if not _DNS_LABEL.match(value):
+                raise UsageError(f"{source}: {plane.role} {what} '{value}' is not a valid Kubernetes name")
+    s, c = profile.stable, profile.canary
+    if s.revision == c.revision:
+        raise UsageError(f"{source}: stable and canary both use revision '{s.revision}'")
+    if s.tag == c.tag:
+        raise UsageError(f"{source}: stable and canary both use tag '{s.tag}'")
+    if set(s.app_namespaces) & set(c.app_namespaces):
+        raise UsageError(f"{source}: an app namespace cannot belong to both stable and canary")
+    if "default" in (s.tag, c.tag):
+        # istioctl install creates the 'default' tag itself on the first install.
+        raise UsageError(f"{source}: tag 'default' is reserved by istioctl install")
+    common_kubernetes(s.version, c.version)

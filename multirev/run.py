@@ -1,0 +1,91 @@
+"""A run's configuration, validated up front, and the backend it selects."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from multirev.backends.base import Backend
+from multirev.backends.existing import ExistingBackend, ExistingOptions
+from multirev.backends.kind import KindBackend, KindOptions
+from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.clock import WallClock
+from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
+from multirev.compat import choose_node_image
+from multirev.errors import UsageError
+from multirev.faults import Fault
+from multirev.istio.release import DEFAULT_MIRROR
+from multirev.kind.config import host_ports
+from multirev.kind.images import NodeImage
+from multirev.plan import MeshPlan
+from multirev.profile import Profile
+
+BACKENDS = ("kind", "existing", "simulated")
+
+
+@dataclass
+class RunConfig:
+    backend: str
+    profile: Profile
+    run_id: str
+    reports_dir: Path
+    cache_dir: Path
+    node_image: NodeImage
+    istio_mirror: str = DEFAULT_MIRROR
+    cluster_name: str = ""
+    keep_cluster: bool = False
+    kind_bin: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    allow_destructive: bool = False
+    gateway_host: str = "127.0.0.1"
+    host_port_base: int = 18080
+    sim_seed: int = 1
+    faults: list[Fault] = field(default_factory=list)
+    worker: str = "main"
+
+    @property
+    def plan(self) -> MeshPlan:
+        return MeshPlan(self.profile, self.run_id)
+
+    @property
+    def work_dir(self) -> Path:
+        return self.reports_dir / "work" / self.worker
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def validate_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not '{name}'")
+    return name
+
+
+def node_image_for(profile: Profile, override: str | None) -> NodeImage:
+    return choose_node_image(profile.stable.version, profile.canary.version, override)
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "multirev-conformance"
+
+
+def make_backend(cfg: RunConfig) -> Backend:
+    transcript = Transcript(cfg.reports_dir / f"transcript-{cfg.worker}.jsonl")
+    if cfg.backend == "simulated":
+        return SimulatedBackend(transcript, seed=cfg.sim_seed, faults=cfg.faults, node_image=cfg.node_image,
+                                work_dir=cfg.work_dir, host_port_base=cfg.host_port_base)
+    runner = RecordingRunner(SubprocessRunner(), transcript, cfg.backend)
+    if cfg.backend == "kind":
+        return KindBackend(runner, WallClock(), KindOptions(
+            cluster_name=cfg.cluster_name, node_image=cfg.node_image, keep_cluster=cfg.keep_cluster,
+            kind_bin=cfg.kind_bin, cache=cfg.cache_dir, work_dir=cfg.work_dir, istio_mirror=cfg.istio_mirror,
+            host_port_base=cfg.host_port_base))
+    ports = host_ports(cfg.host_port_base)
+    return ExistingBackend(runner, WallClock(), ExistingOptions(
+        kubeconfig=cfg.kubeconfig, context=cfg.context, run_id=cfg.run_id, allow_destructive=cfg.allow_destructive,
+        cache=cfg.cache_dir, istio_mirror=cfg.istio_mirror, gateway_host=cfg.gateway_host,
+        gateway_ports={role: p["http"] for role, p in ports.items()}))

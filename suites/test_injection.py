@@ -1,0 +1,62 @@
+"""Namespaces labelled per tag get their pods injected by the intended revision."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mesh import MeshSetup
+from multirev.checks.injection import NamespaceState, check_pods
+from multirev.conformance import conformance
+from multirev.errors import WaitTimeout
+from multirev.kube import kinds
+from multirev.kube.objects import Obj
+from multirev.waits import Observation, wait_for
+from suites.conftest import assert_no_problems
+
+PODS_READY_TIMEOUT = 180.0
+
+
+def _settled(deployments: list[Obj]) -> tuple[bool, str]:
+    """Ready, or failing to create pods: either way there is something to judge."""
+    states = []
+    done = True
+    for d in deployments:
+        status = d.get("status", {})
+        failing = any(c["type"] == "ReplicaFailure" for c in status.get("conditions", []))
+        ready = status.get("readyReplicas", 0) >= d["spec"].get("replicas", 1)
+        done = done and (ready or failing)
+        states.append(f"{d['metadata']['name']}: {status.get('readyReplicas', 0)} ready"
+                      f"{', ReplicaFailure' if failing else ''}")
+    return done and bool(deployments), "; ".join(states) or "no Deployments"
+
+
+@pytest.mark.parametrize("role", ["stable", "canary"])
+@conformance(feature="injection", manifests=("workloads/mesh-client.yaml",), canary=True)
+def test_workloads_injected_by_intended_revision(mesh: MeshSetup, role: str) -> None:
+    """Certifies that in each app namespace labelled istio.io/rev=<tag>, every workload pod was injected by
+    the tag's revision (istio.io/rev annotation and sidecar.istio.io/status revision), runs an istio-proxy
+    (container, or native sidecar) whose image version equals that revision's Istio version, and is ready.
+    A namespace that also carries istio-injection is reported: that label wins over istio.io/rev."""
+    plane = mesh.plan.plane(role).plane
+    cluster = mesh.cluster
+    problems: list[str] = []
+    for app in plane.app_namespaces:
+        def deployments(app: str = app) -> Observation[list[Obj]]:
+            found = cluster.list(kinds.DEPLOYMENT, app)
+            done, state = _settled(found)
+            return Observation(done, found, state)
+
+        wait_problem = None
+        try:
+            wait_for(f"Deployments in {app} to be ready or to report failures", deployments,
+                     clock=cluster.clock, timeout=PODS_READY_TIMEOUT)
+        except WaitTimeout as exc:
+            wait_problem = str(exc)
+        state = NamespaceState(
+            namespace=cluster.get(kinds.NAMESPACE, app),
+            deployments=cluster.list(kinds.DEPLOYMENT, app),
+            pods=[p for p in cluster.list(kinds.POD, app) if p["metadata"].get("labels", {}).get("app")],
+            wait_problem=wait_problem,
+        )
+        problems += check_pods(plane, app, state)
+    assert_no_problems(problems, f"injection under tag {plane.tag} ({role})")
