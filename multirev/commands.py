@@ -39,7 +39,7 @@ class Runner(Protocol):
 class SubprocessRunner:
     def run(self, argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Completed:
         try:
-            proc = subprocess.run(  # noqa: S603 - argv list, no shell
+            proc = subprocess.run(
                 argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
             )
         except FileNotFoundError:

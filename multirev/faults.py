@@ -60,7 +60,7 @@ def load_plugin(path: Path) -> None:
         spec.loader.exec_module(module)
     except UsageError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a broken plugin is bad input, reported in one line
+    except Exception as exc:
         raise UsageError(f"--sim-fault-plugin {path} failed to load: {type(exc).__name__}: {exc}") from exc
 
 

@@ -54,7 +54,8 @@ class MeshPlan:
 
     @property
     def planes(self) -> tuple[PlanePlan, PlanePlan]:
-        return (PlanePlan(self.profile.stable, self.profile.layout), PlanePlan(self.profile.canary, self.profile.layout))
+        layout = self.profile.layout
+        return (PlanePlan(self.profile.stable, layout), PlanePlan(self.profile.canary, layout))
 
     def plane(self, role: str) -> PlanePlan:
         return next(p for p in self.planes if p.role == role)

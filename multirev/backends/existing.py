@@ -45,7 +45,7 @@ class ExistingBackend(Backend):
         self._cluster = KubeCluster(api, self.clock, extra_labels={RUN_ID_LABEL: self.options.run_id})
         try:
             self._cluster.kubernetes_version()
-        except Exception as exc:  # noqa: BLE001 - any failure here means: cannot reach the cluster
+        except Exception as exc:
             raise UsageError(f"cannot reach the cluster in {self.options.kubeconfig or 'the default kubeconfig'}: "
                              f"{type(exc).__name__}") from exc
 

@@ -29,7 +29,7 @@ def load_api_client(kubeconfig: str | None, context: str | None) -> client.ApiCl
     try:
         configuration = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
-    except Exception as exc:  # noqa: BLE001 - YAML, schema, file and auth-plugin errors all mean: unusable
+    except Exception as exc:
         where = kubeconfig or "the default kubeconfig"
         detail = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"cannot use {where}{f' context {context}' if context else ''}: {detail}") from exc

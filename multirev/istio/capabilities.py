@@ -52,7 +52,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability(
         "release-hub-registry-istio-io", (1, 30), None,
-        "istio@1.30.3:releasenotes/notes/use-registry-istio-io.yaml; istio/release-builder@release-1.30:release/build.sh",
+        "istio@1.30.3:releasenotes/notes/use-registry-istio-io.yaml; "
+        "istio/release-builder@release-1.30:release/build.sh",
         "release builds pull images from registry.istio.io/release instead of docker.io/istio",
     ),
     Capability(

@@ -15,7 +15,8 @@ DEFAULT_KIND_MIRROR = "https://kind.sigs.k8s.io/dl"
 
 def binary_name() -> str:
     system = platform.system().lower()
-    machine = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    arches = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+    machine = arches.get(platform.machine().lower())
     if system not in ("linux", "darwin") or machine is None:
         raise UsageError(f"kind publishes no binary for {system}/{platform.machine()}")
     return f"kind-{system}-{machine}"

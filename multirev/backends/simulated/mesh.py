@@ -73,10 +73,8 @@ class MeshModel:
         metadata.namespace (spec.namespace is ignored); values.global.istioNamespace overrides both."""
         spec = iop.get("spec") or {}
         global_ns = ((spec.get("values") or {}).get("global") or {}).get("istioNamespace")
-        if version.minor_line < (1, 21):
-            base = spec.get("namespace")
-        else:
-            base = (iop.get("metadata") or {}).get("namespace")
+        metadata = iop.get("metadata") or {}
+        base = spec.get("namespace") if version.minor_line < (1, 21) else metadata.get("namespace")
         return global_ns or base or facts.DEFAULT_ISTIO_NAMESPACE
 
     def _owner_labels(self, rev: Revision, component: str) -> dict[str, str]:
@@ -103,9 +101,11 @@ class MeshModel:
         pod_labels = {"app": "istiod", facts.REV_LABEL: rev.name, "istio": "pilot", facts.INJECT_POD_LABEL: "false"}
         mesh = yaml.safe_dump(rev.mesh_config, sort_keys=True)
         objs += [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns, "labels": pilot}},
+            {"apiVersion": "v1", "kind": "ServiceAccount",
+             "metadata": {"name": name, "namespace": ns, "labels": pilot}},
             {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": facts.mesh_configmap_name(rev.name), "namespace": ns, "labels": pilot},
+             "metadata": {"name": facts.mesh_configmap_name(rev.name), "namespace": ns,
+                          "labels": pilot},
              "data": {"mesh": mesh, "meshNetworks": "networks: {}"}},
             {"apiVersion": "v1", "kind": "ConfigMap",
              "metadata": {"name": f"istio-sidecar-injector-{rev.name}", "namespace": ns, "labels": pilot},
@@ -117,9 +117,11 @@ class MeshModel:
                                    "spec": {"containers": [{
                                        "name": facts.ISTIOD_CONTAINER, "image": f"{hub}/pilot:{rev.version}",
                                        "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())]}]}}}},
-            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": istiod_labels},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": name, "namespace": ns, "labels": istiod_labels},
              "spec": {"selector": {"app": "istiod", facts.REV_LABEL: rev.name}, "clusterIP": self._cluster_ip(),
-                      "ports": [{"name": "grpc-xds", "port": 15010}, {"name": "https-dns", "port": 15012},
+                      "ports": [{"name": "grpc-xds", "port": 15010},
+                                {"name": "https-dns", "port": 15012},
                                 {"name": "https-webhook", "port": 443, "targetPort": 15017},
                                 {"name": "http-monitoring", "port": 15014}]}},
             self._injector_webhook(rev, facts.injector_webhook_name(rev.name, ns), rev.name, pilot, ns),
@@ -145,9 +147,11 @@ class MeshModel:
             # (istio@1.30.3:operator/pkg/webhook/webhook.go; istio@1.18.5:operator/cmd/mesh/install.go).
             objs += self.tag_objects("default", rev, ns)
             objs.append({"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
-                         "metadata": {"name": "istiod-default-validator", "labels": {**pilot, "istio.io/tag": "default"}},
+                         "metadata": {"name": "istiod-default-validator",
+                                      "labels": {**pilot, "istio.io/tag": "default"}},
                          "webhooks": [{"name": "validation.istio.io", "failurePolicy": "Ignore",
-                                       "clientConfig": {"service": {"name": name, "namespace": ns,
+                                       "clientConfig": {"service": {
+                                           "name": name, "namespace": ns,
                                                                     "path": facts.VALIDATE_PATH}}}]})
         if supports(rev.version, "installed-state-iop"):
             # *inferred* name; the object itself: istio@1.21.0:releasenotes/notes/drop-iop.yaml (removed in 1.21)

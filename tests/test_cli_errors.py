@@ -1,0 +1,72 @@
+"""Bad input and a missing Docker give one clear line, early, and create nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from multirev.paths import PROJECT_ROOT
+
+
+def run_pytest(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, float]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider",
+                           "--reports-dir", str(tmp_path / "reports"), "--istio-cache", str(tmp_path / "cache"),
+                           *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("ERROR:")]
+
+
+def test_kind_without_docker_fails_fast_and_creates_nothing(tmp_path: Path) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    docker = fake_bin / "docker"
+    docker.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2\n"
+                      "exit 1\n")
+    docker.chmod(0o755)
+    code, output, seconds = run_pytest(tmp_path, env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
+    assert code != 0 and seconds < 10
+    [line] = error_lines(output)
+    assert "running Docker engine" in line and "--backend simulated" in line
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "reports" / "work").exists()
+
+
+def test_kind_without_docker_installed(tmp_path: Path) -> None:
+    python_dir = str(Path(sys.executable).parent)
+    code, output, _ = run_pytest(tmp_path, env={"PATH": f"{python_dir}:/nonexistent"})
+    [line] = error_lines(output)
+    assert code != 0 and "no `docker` command is installed" in line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--backend", "simulated", "--istio-stable", "1.18.5", "--istio-canary", "1.30.3"],
+     "no Kubernetes version runs both"),
+    (["--backend", "simulated", "--istio-canary", "1.99.0"], "unknown Istio version 1.99.0"),
+    (["--backend", "simulated", "--istio-canary", "banana"], "'banana' is not an Istio version"),
+    (["--backend", "existing", "--kubeconfig", "/nonexistent/kubeconfig"], "no such file"),
+    (["--backend", "docker-desktop"], "--backend must be one of"),
+    (["--backend", "simulated", "--sim-fault", "no-such-fault"], "unknown --sim-fault no-such-fault"),
+    (["--backend", "kind", "--sim-fault", "istiod-never-ready"], "--sim-fault works only with --backend simulated"),
+    (["--backend", "simulated", "--layout", "diagonal"], "--layout must be one of"),
+])
+def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    code, output, _ = run_pytest(tmp_path, *args)
+    [line] = error_lines(output)
+    assert code != 0 and expected in line
+
+
+def test_bad_kubeconfig_is_one_clear_line(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("clusters: [\n")
+    code, output, _ = run_pytest(tmp_path, "--backend", "existing", "--kubeconfig", str(kubeconfig))
+    [line] = error_lines(output)
+    assert code != 0 and f"cannot use {kubeconfig}" in line

@@ -1,0 +1,90 @@
+"""Every catalog fault fails exactly the conformance tests it names, and a healthy mesh fails none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.suite_runner import catalog, run_suites
+
+CATALOG = catalog()
+
+
+def matches(node: str, prefixes: list[str]) -> bool:
+    return any(node == p or node.startswith(p) for p in prefixes)
+
+
+@pytest.mark.parametrize(("profile", "layout"), [("reference", "separate"), ("current", "separate"),
+                                                 ("current", "shared"), ("reference", "shared")])
+def test_healthy_mesh_passes_every_check(tmp_path: Path, profile: str, layout: str) -> None:
+    """A mesh with no fault must never fail the suite."""
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", profile, "--layout", layout)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.outcomes and not run.failed()
+
+
+def test_catalog_is_well_formed() -> None:
+    """--sim-list-faults prints name, description and must_fail for at least the issue's faults."""
+    names = {f["name"] for f in CATALOG}
+    assert {"tag-webhook-wrong-namespace", "injection-label-conflict", "proxy-version-skew",
+            "istiod-never-ready"} <= names
+    for entry in CATALOG:
+        assert set(entry) == {"name", "description", "must_fail"}
+        assert entry["description"] and entry["must_fail"]
+
+
+@pytest.mark.parametrize("profile", ["reference", "current"])
+@pytest.mark.parametrize("fault", [f["name"] for f in CATALOG])
+def test_fault_fails_exactly_its_checks(tmp_path: Path, fault: str, profile: str) -> None:
+    """With the fault injected, the failing tests are exactly those its must_fail names."""
+    must_fail = next(f["must_fail"] for f in CATALOG if f["name"] == fault)
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", profile, "--sim-fault", fault)
+    assert run.returncode == 1, run.output[-3000:]
+    unexpected = {n for n in run.failed() if not matches(n, must_fail)}
+    missing = [p for p in must_fail if not any(matches(n, [p]) for n in run.failed())]
+    assert not unexpected, f"{fault} also failed {sorted(unexpected)}"
+    assert not missing, f"{fault} did not fail {missing}"
+
+
+def test_every_conformance_test_can_fail() -> None:
+    """Each conformance test is named by at least one fault's must_fail."""
+    run_nodes = {
+        "suites/test_control_planes.py::test_control_plane_installed_and_ready",
+        "suites/test_revision_tags.py::test_revision_tag_maps_to_intended_revision",
+        "suites/test_webhooks.py::test_injector_webhooks_point_at_existing_services",
+        "suites/test_injection.py::test_workloads_injected_by_intended_revision",
+    }
+    covered = {p.split("[")[0] for f in CATALOG for p in f["must_fail"]}
+    assert run_nodes <= covered
+
+
+def test_failure_messages_name_object_and_problem(tmp_path: Path) -> None:
+    """The wrong-namespace tag webhook is reported with the webhook, the missing Service and the fix."""
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", "reference",
+                     "--sim-fault", "tag-webhook-wrong-namespace")
+    message = run.message("suites/test_webhooks.py::test_injector_webhooks_point_at_existing_services")
+    assert "istio-revision-tag-prod-canary-istio-canary" in message
+    assert "istio-system/istiod-1-19-3, which does not exist" in message
+    assert "istioctl tag set prod-canary --revision 1-19-3 -i istio-canary --overwrite" in message
+
+
+PLUGIN = '''
+from multirev.faults import fault
+
+@fault("plugin-wrong-proxy", "a plugin fault: canary proxies run a debug image",
+       must_fail=["suites/test_injection.py::test_workloads_injected_by_intended_revision[canary]"])
+def install(hooks):
+    hooks.add("proxy_image", lambda image, *, version, **ctx: image + "-debug" if version.minor == 19 else image)
+'''
+
+
+def test_fault_plugin_registers_and_fails_what_it_declares(tmp_path: Path) -> None:
+    """A fault written in a user's file joins the catalog and behaves like a built-in one."""
+    plugin = tmp_path / "my_faults.py"
+    plugin.write_text(PLUGIN)
+    names = {f["name"] for f in catalog(f"--sim-fault-plugin={plugin}")}
+    assert "plugin-wrong-proxy" in names
+    run = run_suites(tmp_path / "r", "--backend", "simulated", "--profile", "reference",
+                     "--sim-fault-plugin", str(plugin), "--sim-fault", "plugin-wrong-proxy")
+    assert run.failed() == {"suites/test_injection.py::test_workloads_injected_by_intended_revision[canary]"}

@@ -1,0 +1,133 @@
+"""The simulated model behaves as the upstream code it cites (driven through the real argv builders)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.commands import Transcript
+from multirev.errors import WaitTimeout
+from multirev.istio import facts, operator
+from multirev.istio.istioctl import parse_tag_table
+from multirev.istio.versions import IstioVersion, KubeVersion
+from multirev.kind.images import NODE_IMAGES
+from multirev.kube import kinds
+from multirev.plan import MeshPlan
+from multirev.profile import load_profile
+from multirev.waits import Observation, wait_for
+
+K127 = KubeVersion(1, 27)
+
+
+def make(tmp_path: Path, profile: str = "reference", kube: KubeVersion = K127) -> tuple:
+    backend = SimulatedBackend(Transcript(tmp_path / "t.jsonl"), seed=7, faults=[], node_image=NODE_IMAGES[kube],
+                               work_dir=tmp_path, host_port_base=18080)
+    plan = MeshPlan(load_profile(profile), "run1")
+    return backend, backend.start(), plan
+
+
+def install(backend: SimulatedBackend, plan: MeshPlan, role: str, tmp_path: Path):
+    plane = plan.plane(role)
+    tool = backend.istioctl(plane.plane.version)
+    assert tool.install(operator.write(plane, tmp_path)).returncode == 0
+    return tool
+
+
+def deploy_client(cluster, namespace: str, labels: dict[str, str]) -> dict:
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}})
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "c", "namespace": namespace},
+                   "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "c"}},
+                                                        "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    return cluster.get(kinds.DEPLOYMENT, "c", namespace)
+
+
+def test_tag_without_i_points_at_istio_system_and_breaks_pod_creation(tmp_path: Path) -> None:
+    """The real-world bug: the tag webhook's service namespace is -i (default istio-system)."""
+    backend, cluster, plan = make(tmp_path)
+    tool = install(backend, plan, "stable", tmp_path)
+    result = backend.runner.run([tool.binary, "tag", "set", "prod-stable", "--revision", "1-18-5", "-y"], timeout=5)
+    assert result.returncode == 0 and 'Revision tag "prod-stable" created' in result.stdout
+    hook = cluster.get(kinds.MUTATING_WEBHOOK, "istio-revision-tag-prod-stable")
+    assert hook["webhooks"][0]["clientConfig"]["service"] == {"name": "istiod-1-18-5", "namespace": "istio-system",
+                                                              "path": "/inject", "port": 443}
+    deploy = deploy_client(cluster, "apps", {facts.REV_LABEL: "prod-stable"})
+    failure = deploy["status"]["conditions"][0]
+    assert failure["type"] == "ReplicaFailure"
+    assert failure["message"] == ('Internal error occurred: failed calling webhook "rev.namespace.sidecar-injector.'
+                                  'istio.io": failed to call webhook: Post "https://istiod-1-18-5.istio-system.svc:443/'
+                                  'inject?timeout=10s": service "istiod-1-18-5" not found')
+
+
+def test_first_install_creates_default_tag_and_installed_state(tmp_path: Path) -> None:
+    backend, cluster, plan = make(tmp_path)
+    install(backend, plan, "stable", tmp_path)
+    install(backend, plan, "canary", tmp_path)
+    default = cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: "default"})
+    assert [d["metadata"]["name"] for d in default] == ["istio-revision-tag-default-istio-prod"]
+    assert default[0]["metadata"]["labels"][facts.REV_LABEL] == "1-18-5"
+    # 1.18/1.19 still write an installed-state IstioOperator (dropped in 1.21)
+    assert len(cluster.list(kinds.ISTIO_OPERATOR)) == 2
+
+
+def test_injection_label_wins_over_rev(tmp_path: Path) -> None:
+    backend, cluster, plan = make(tmp_path)
+    install(backend, plan, "stable", tmp_path)
+    canary = install(backend, plan, "canary", tmp_path)
+    assert canary.tag_set("prod-canary", "1-19-3", "istio-canary").returncode == 0
+    deploy_client(cluster, "both", {facts.REV_LABEL: "prod-canary", facts.INJECTION_LABEL: "enabled"})
+    deploy_client(cluster, "rev-only", {facts.REV_LABEL: "prod-canary"})
+    both = cluster.list(kinds.POD, "both")[0]
+    rev_only = cluster.list(kinds.POD, "rev-only")[0]
+    assert both["metadata"]["annotations"][facts.REV_ANNOTATION] == "1-18-5"  # the default revision
+    assert rev_only["metadata"]["annotations"][facts.REV_ANNOTATION] == "1-19-3"
+
+
+@pytest.mark.parametrize(("kube", "native"), [(KubeVersion(1, 35), True), (KubeVersion(1, 32), False)])
+def test_native_sidecars_follow_version_and_kubelet(tmp_path: Path, kube: KubeVersion, native: bool) -> None:
+    backend, cluster, plan = make(tmp_path, "current", kube)
+    tool = install(backend, plan, "canary", tmp_path)  # 1.30.3: ENABLE_NATIVE_SIDECARS=auto
+    tool.tag_set("canary", "1-30-3", "istio-canary")
+    deploy_client(cluster, "apps", {facts.REV_LABEL: "canary"})
+    pod = cluster.list(kinds.POD, "apps")[0]
+    in_init = [c for c in pod["spec"]["initContainers"] if c["name"] == facts.PROXY_CONTAINER]
+    assert bool(in_init) is native
+    if native:
+        assert in_init[0]["restartPolicy"] == "Always"
+    image = (in_init or [c for c in pod["spec"]["containers"] if c["name"] == facts.PROXY_CONTAINER])[0]["image"]
+    assert image == "registry.istio.io/release/proxyv2:1.30.3"
+
+
+def test_tag_list_formats_differ_by_version(tmp_path: Path) -> None:
+    backend, cluster, plan = make(tmp_path, "current", KubeVersion(1, 35))
+    tool = install(backend, plan, "stable", tmp_path)
+    result, rows = tool.tag_list("istio-stable")
+    assert {(r.tag, r.revision) for r in rows} == {("default", "1-29-6")}
+    v118 = backend.runner.run(["/simulated/istio-1.18.5/bin/istioctl", "tag", "list", "-o", "json"], timeout=5)
+    assert v118.returncode == 1 and "unknown flag: -o" in v118.stderr
+    table = "TAG     REVISION NAMESPACES\nstable  1-29-6   a,b\n        1-30-3   \n"
+    assert [(r.tag, r.revision, r.namespaces) for r in parse_tag_table(table)] == [
+        ("stable", "1-29-6", ("a", "b")), ("", "1-30-3", ())]
+
+
+def test_install_namespace_follows_each_versions_field(tmp_path: Path) -> None:
+    """1.18 reads spec.namespace, 1.30 metadata.namespace; values.global.istioNamespace wins in both."""
+    from multirev.backends.simulated.mesh import MeshModel
+    iop = {"metadata": {"namespace": "meta"}, "spec": {"namespace": "spec"}}
+    assert MeshModel._install_namespace(iop, IstioVersion.parse("1.18.5")) == "spec"
+    assert MeshModel._install_namespace(iop, IstioVersion.parse("1.30.3")) == "meta"
+    iop["spec"]["values"] = {"global": {"istioNamespace": "glob"}}
+    assert MeshModel._install_namespace(iop, IstioVersion.parse("1.30.3")) == "glob"
+
+
+def test_waits_run_in_logical_time_and_name_what_they_awaited(tmp_path: Path) -> None:
+    _, cluster, _ = make(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as caught:
+        wait_for("the moon to turn blue", lambda: Observation(False, None, "still grey"), clock=cluster.clock,
+                 timeout=3600, interval=1)
+    assert time.monotonic() - started < 2
+    assert str(caught.value) == "timed out after 3600s waiting for the moon to turn blue; last seen: still grey"
+    assert cluster.clock.now() >= 3600

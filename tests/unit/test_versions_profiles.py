@@ -1,0 +1,89 @@
+"""Versions, the capability table, profiles and Kubernetes compatibility."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from multirev.compat import choose_node_image, common_kubernetes
+from multirev.errors import UsageError
+from multirev.istio.capabilities import CAPABILITIES, check_known, supports
+from multirev.istio.versions import IstioVersion, KubeVersion
+from multirev.profile import load_profile
+
+V = IstioVersion.parse
+
+
+def test_version_parsing_and_revision_names() -> None:
+    assert V("1.30.3").revision == "1-30-3"
+    assert str(V("v1.31.0-rc.0")) == "1.31.0-rc.0"
+    assert V("1.18.5") < V("1.19.3")
+    with pytest.raises(UsageError, match="not an Istio version"):
+        V("1.30")
+
+
+def test_capability_rows_are_cited_and_version_aware() -> None:
+    assert all(row.source and row.meaning for row in CAPABILITIES)
+    assert supports(V("1.20.0"), "installed-state-iop") and not supports(V("1.21.0"), "installed-state-iop")
+    assert not supports(V("1.27.0"), "tag-service") and supports(V("1.28.0"), "tag-service")
+    assert supports(V("1.27.0"), "native-sidecars-auto") and not supports(V("1.26.3"), "native-sidecars-auto")
+    assert supports(V("1.24.0"), "enhanced-scoping-env") and not supports(V("1.25.0"), "enhanced-scoping-env")
+
+
+def test_unknown_minor_is_refused() -> None:
+    with pytest.raises(UsageError, match="unknown Istio version 1.99.0"):
+        check_known(V("1.99.0"))
+
+
+def test_common_kubernetes_ranges() -> None:
+    assert str(common_kubernetes(V("1.18.5"), V("1.19.3"))) == "1.25-1.27"
+    assert str(common_kubernetes(V("1.29.6"), V("1.30.3"))) == "1.32-1.35"
+    with pytest.raises(UsageError, match="no Kubernetes version runs both"):
+        common_kubernetes(V("1.18.5"), V("1.30.3"))
+
+
+def test_node_image_is_newest_pinned_inside_the_range() -> None:
+    reference = choose_node_image(V("1.18.5"), V("1.19.3"), None)
+    assert reference.kubernetes == KubeVersion(1, 27) and "@sha256:" in reference.image
+    current = choose_node_image(V("1.29.6"), V("1.30.3"), None)
+    assert current.kubernetes == KubeVersion(1, 35) and current.kind_version == "v0.32.0"
+    override = choose_node_image(V("1.29.6"), V("1.30.3"), "kindest/node:v1.33.12@sha256:abc")
+    assert override.image.endswith("@sha256:abc") and override.kind_version == "v0.32.0"
+
+
+def test_reference_profile_is_the_classic_setup() -> None:
+    profile = load_profile("reference")
+    assert (profile.stable.namespace, profile.stable.revision, profile.stable.tag) == ("istio-prod", "1-18-5",
+                                                                                      "prod-stable")
+    assert (profile.canary.namespace, profile.canary.revision, profile.canary.tag) == ("istio-canary", "1-19-3",
+                                                                                      "prod-canary")
+    assert profile.stable.app_namespaces == ("l7-traffic-beta",)
+    assert profile.canary.app_namespaces == ("l7-traffic-alpha",)
+
+
+def test_current_profile_and_overrides() -> None:
+    profile = load_profile("current")
+    assert (str(profile.stable.version), str(profile.canary.version)) == ("1.29.6", "1.30.3")
+    overridden = load_profile("reference", stable_version="1.19.3", canary_version="1.20.0")
+    assert overridden.stable.revision == "1-19-3" and overridden.canary.revision == "1-20-0"
+    shared = load_profile("reference", layout="shared")
+    assert shared.stable.namespace == shared.canary.namespace == "istio-system"
+
+
+def test_profile_file_and_its_errors(tmp_path: Path) -> None:
+    good = tmp_path / "mine.yaml"
+    good.write_text("name: mine\nstable: {version: 1.29.6, namespace: a, tag: s, app_namespaces: [x]}\n"
+                    "canary: {version: 1.30.3, namespace: b, tag: c, app_namespaces: [y]}\n")
+    assert load_profile(path=good).canary.revision == "1-30-3"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stable: {version: 1.29.6, namespace: a, tag: s, app_namespaces: [x]}\n"
+                   "canary: {version: 1.30.3, namespace: b, tag: s, app_namespaces: [y]}\n")
+    with pytest.raises(UsageError, match="both use tag 's'"):
+        load_profile(path=bad)
+    with pytest.raises(UsageError, match="unknown --profile"):
+        load_profile("nope")
+    with pytest.raises(UsageError, match="--layout must be one of"):
+        load_profile("current", layout="sideways")
+    with pytest.raises(UsageError, match="cannot read --profile-file"):
+        load_profile(path=tmp_path / "missing.yaml")
