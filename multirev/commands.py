@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from multirev.errors import CommandFailed
-from multirev.redact import redact_text
+from multirev.redact import redact_argv, redact_text
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Transcript:
     def record(self, result: Completed, seconds: float, backend: str) -> None:
         entry = {
             "backend": backend,
-            "argv": [redact_text(a) for a in result.argv],
+            "argv": redact_argv(result.argv),
             "returncode": result.returncode,
             "seconds": round(seconds, 3),
             "stderr_tail": redact_text(result.stderr[-500:]),

@@ -20,3 +20,16 @@ def redact_text(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+SECRET_FLAGS = ("--token", "--password", "--client-key", "--client-certificate")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Redact `--token=X` and also the value after a separate `--token`."""
+    out = []
+    hide_next = False
+    for arg in argv:
+        out.append("<redacted>" if hide_next else redact_text(arg))
+        hide_next = arg in SECRET_FLAGS
+    return out

@@ -6,6 +6,7 @@ multirev.kube.kinds, so the same code handles core kinds and Istio CRDs.
 
 from __future__ import annotations
 
+import copy
 import datetime
 from typing import Any
 
@@ -57,6 +58,7 @@ class KubeCluster:
 
     def apply(self, obj: Obj) -> Obj:
         """Server-side apply; the run-id label is added so teardown finds what the run made."""
+        obj = copy.deepcopy(obj)  # the caller's object stays as it was
         kind = of(obj)
         meta = obj.setdefault("metadata", {})
         meta["labels"] = {**(meta.get("labels") or {}), **self.extra_labels}
@@ -100,8 +102,14 @@ class KubeCluster:
         return True
 
     def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str:
-        return self._call("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-                          query=[("container", container), ("tailLines", str(tail_lines))], response="str")
+        # Raw bytes: the client's 'str' response type would json-decode a JSON log line and repr bytes.
+        raw = self.api.call_api(
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/log", "GET",
+            query_params=[("container", container), ("tailLines", str(tail_lines))],
+            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
+            _return_http_data_only=True, _preload_content=False,
+        )
+        return raw.data.decode("utf-8", errors="replace")
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
         core = client.CoreV1Api(self.api)

@@ -169,9 +169,6 @@ def test_pod_logs_requests_container_and_tail(apiserver: tuple[str, ServerState]
     assert req.query == {"container": ["istio-proxy"], "tailLines": ["20"]}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: pod_logs asks call_api for response type 'str', which the kubernetes client (36.0.3) "
-    "leaves undecoded and then passes through str(): text comes back as its bytes' repr, b'hello\\n...'"))
 def test_pod_logs_returns_the_text(apiserver: tuple[str, ServerState]) -> None:
     """pod_logs() returns the log text as served."""
     _, state = apiserver
@@ -179,9 +176,6 @@ def test_pod_logs_returns_the_text(apiserver: tuple[str, ServerState]) -> None:
     assert _cluster(state).pod_logs("demo", "web-1", "istio-proxy") == "hello\nworld\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: response type 'str' runs json.loads over the log first, so a log that is one JSON line "
-    "(e.g. a JSON access log) comes back as a Python dict's repr"))
 def test_pod_logs_keeps_a_json_log_line_verbatim(apiserver: tuple[str, ServerState]) -> None:
     """A log that happens to be valid JSON is still returned verbatim."""
     _, state = apiserver
