@@ -62,6 +62,12 @@ CAPABILITIES: tuple[Capability, ...] = (
         "`tag list` also prints revisions without a tag, with an empty TAG column",
     ),
     Capability(
+        "uninstall-command", (1, 18), None,
+        "istio@1.18.5:istioctl/cmd/root.go, operator/cmd/mesh/uninstall.go; "
+        "istio@1.30.3:operator/cmd/mesh/uninstall.go",
+        "top-level `istioctl uninstall` with -r/--revision, --purge and -y (1.18 also has --istioNamespace)",
+    ),
+    Capability(
         "installed-state-iop", (1, 18), (1, 21),
         "istio@1.21.0:releasenotes/notes/drop-iop.yaml",
         "`istioctl install` writes an installed-state IstioOperator into the revision's namespace",

@@ -80,6 +80,8 @@ class Istioctl:
 
     def uninstall_revision(self, revision: str) -> Completed:
         """`uninstall --revision <rev> -y` (operator/cmd/mesh/uninstall.go, 1.18.5 and 1.30.3)."""
+        if not supports(self.version, "uninstall-command"):
+            raise UsageError(f"istioctl {self.version} has no top-level `uninstall` command")
         return self._run("uninstall", "--revision", revision, "-y", timeout=INSTALL_TIMEOUT)
 
     def uninstall_purge(self) -> Completed:
