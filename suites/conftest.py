@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from multirev.profile import ROLES
-
-# Tests that certify one control plane run once per role; node ids end in [stable] or [canary].
-per_role = pytest.mark.parametrize("role", ROLES)
-
 
 def assert_no_problems(problems: list[str], what: str) -> None:
     __tracebackhide__ = True
