@@ -55,3 +55,19 @@ def wait_for(
         seen = last[0].state if last else "nothing observed"
         raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {seen}")
     return result.value
+
+
+def wait_problem(
+    what: str,
+    probe: Callable[[], Observation[T]],
+    *,
+    clock: Clock,
+    timeout: float,
+    interval: float = 2.0,
+) -> str | None:
+    """Like wait_for, but a timeout becomes a problem sentence for a check to report alongside others."""
+    try:
+        wait_for(what, probe, clock=clock, timeout=timeout, interval=interval)
+    except WaitTimeout as exc:
+        return str(exc)
+    return None

@@ -7,10 +7,9 @@ import pytest
 from fixtures.mesh import MeshSetup
 from multirev.checks.control_plane import ControlPlaneState, check_control_plane
 from multirev.conformance import conformance
-from multirev.errors import WaitTimeout
 from multirev.istio import facts
 from multirev.kube import kinds
-from multirev.waits import Observation, wait_for
+from multirev.waits import Observation, wait_problem
 from suites.conftest import assert_no_problems
 
 ISTIOD_READY_TIMEOUT = 180.0
@@ -30,12 +29,8 @@ def test_control_plane_installed_and_ready(mesh: MeshSetup, role: str) -> None:
         ready = (deploy or {}).get("status", {}).get("readyReplicas", 0)
         return Observation(bool(deploy) and ready >= 1, deploy, f"{'missing' if not deploy else f'{ready} ready'}")
 
-    wait_problem = None
-    try:
-        wait_for(f"Deployment {plane.namespace}/{facts.istiod_name(plane.revision)} to be ready", istiod,
-                 clock=cluster.clock, timeout=ISTIOD_READY_TIMEOUT)
-    except WaitTimeout as exc:
-        wait_problem = str(exc)
+    problem = wait_problem(f"Deployment {plane.namespace}/{facts.istiod_name(plane.revision)} to be ready", istiod,
+                           clock=cluster.clock, timeout=ISTIOD_READY_TIMEOUT)
     state = ControlPlaneState(
         install=mesh.installs.get(role),
         istiod=cluster.get(kinds.DEPLOYMENT, facts.istiod_name(plane.revision), plane.namespace),
@@ -43,6 +38,6 @@ def test_control_plane_installed_and_ready(mesh: MeshSetup, role: str) -> None:
                                                                                          plane.namespace)),
         validator_webhook=cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(plane.revision,
                                                                                             plane.namespace)),
-        wait_problem=wait_problem,
+        wait_problem=problem,
     )
     assert_no_problems(check_control_plane(plane, state), f"control plane {plane.revision} ({role})")

@@ -7,10 +7,9 @@ import pytest
 from fixtures.mesh import MeshSetup
 from multirev.checks.injection import NamespaceState, check_pods
 from multirev.conformance import conformance
-from multirev.errors import WaitTimeout
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
-from multirev.waits import Observation, wait_for
+from multirev.waits import Observation, wait_problem
 from suites.conftest import assert_no_problems
 
 PODS_READY_TIMEOUT = 180.0
@@ -46,17 +45,13 @@ def test_workloads_injected_by_intended_revision(mesh: MeshSetup, role: str) -> 
             done, state = _settled(found)
             return Observation(done, found, state)
 
-        wait_problem = None
-        try:
-            wait_for(f"Deployments in {app} to be ready or to report failures", deployments,
-                     clock=cluster.clock, timeout=PODS_READY_TIMEOUT)
-        except WaitTimeout as exc:
-            wait_problem = str(exc)
+        problem = wait_problem(f"Deployments in {app} to be ready or to report failures", deployments,
+                               clock=cluster.clock, timeout=PODS_READY_TIMEOUT)
         state = NamespaceState(
             namespace=cluster.get(kinds.NAMESPACE, app),
             deployments=cluster.list(kinds.DEPLOYMENT, app),
             pods=[p for p in cluster.list(kinds.POD, app) if p["metadata"].get("labels", {}).get("app")],
-            wait_problem=wait_problem,
+            wait_problem=problem,
         )
         problems += check_pods(plane, app, state)
     assert_no_problems(problems, f"injection under tag {plane.tag} ({role})")

@@ -120,7 +120,8 @@ class KubeCluster:
         return Completed(command, code, resp.read_stdout() or "", resp.read_stderr() or "")
 
     def rollout_restart(self, namespace: str, deployment: str) -> None:
-        """What `kubectl rollout restart` does: bump a pod-template annotation."""
+        """What `kubectl rollout restart` does: bump a pod-template annotation
+        (kubernetes/kubernetes staging/src/k8s.io/kubectl/pkg/polymorphichelpers/objectrestarter.go)."""
         stamp = datetime.datetime.now(datetime.UTC).isoformat()
         patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
         self._call("PATCH", DEPLOYMENT.path(namespace, deployment), body=patch,

@@ -98,6 +98,8 @@ class MeshModel:
             objs += [{"apiVersion": kinds.CRD.api_version, "kind": "CustomResourceDefinition",
                       "metadata": {"name": crd, "labels": base}} for crd in BASE_CRDS]
         istiod_labels = {**pilot, "app": "istiod", "istio": "pilot"}
+        # istiod and gateway pods opt out of injection: sidecar.istio.io/inject "false" in CHART/deployment.yaml
+        # and gateways/istio-ingress/templates/deployment.yaml (1.18.5 and 1.30.3).
         pod_labels = {"app": "istiod", facts.REV_LABEL: rev.name, "istio": "pilot", facts.INJECT_POD_LABEL: "false"}
         mesh = yaml.safe_dump(rev.mesh_config, sort_keys=True)
         objs += [
