@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from multirev.errors import UsageError
 
@@ -55,12 +55,24 @@ HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscaler
 # installed-state IstioOperator, written by istioctl < 1.21 (istio@1.21.0:releasenotes/notes/drop-iop.yaml)
 ISTIO_OPERATOR = Kind("install.istio.io/v1alpha1", "IstioOperator", "istiooperators", True)
 
+# Istio networking config. networking.istio.io/v1beta1 is served from 1.18 (CRDs: v1alpha3, v1beta1) through
+# 1.30 (v1alpha3, v1beta1, v1: istio@1.30.3:manifests/charts/base/files/crd-all.gen.yaml), so the suite reads
+# and writes v1beta1; release samples written for other served versions are accepted too.
+GATEWAY = Kind("networking.istio.io/v1beta1", "Gateway", "gateways", True)
+VIRTUAL_SERVICE = Kind("networking.istio.io/v1beta1", "VirtualService", "virtualservices", True)
+DESTINATION_RULE = Kind("networking.istio.io/v1beta1", "DestinationRule", "destinationrules", True)
+SERVICE_ENTRY = Kind("networking.istio.io/v1beta1", "ServiceEntry", "serviceentries", True)
+ISTIO_CONFIG: tuple[Kind, ...] = (GATEWAY, VIRTUAL_SERVICE, DESTINATION_RULE, SERVICE_ENTRY)
+
 ALL: tuple[Kind, ...] = (
     NAMESPACE, POD, SERVICE, CONFIGMAP, SERVICEACCOUNT, SECRET, EVENT, NODE, DEPLOYMENT,
     MUTATING_WEBHOOK, VALIDATING_WEBHOOK, CLUSTER_ROLE, CLUSTER_ROLE_BINDING, ROLE, ROLE_BINDING,
-    CRD, PDB, HPA, ISTIO_OPERATOR,
+    CRD, PDB, HPA, ISTIO_OPERATOR, *ISTIO_CONFIG,
 )
 _BY_KEY = {(k.api_version, k.kind): k for k in ALL}
+for _istio in ISTIO_CONFIG:
+    for _served in ("v1alpha3", "v1"):
+        _BY_KEY[(f"networking.istio.io/{_served}", _istio.kind)] = _istio
 _BY_KIND = {k.kind: k for k in ALL}
 
 
@@ -72,7 +84,9 @@ def lookup(api_version: str, kind: str) -> Kind:
 
 
 def of(obj: dict) -> Kind:
-    return lookup(obj["apiVersion"], obj["kind"])
+    """The object's kind, addressed at the API version the object itself names."""
+    found = lookup(obj["apiVersion"], obj["kind"])
+    return found if found.api_version == obj["apiVersion"] else replace(found, api_version=obj["apiVersion"])
 
 
 def by_kind(kind: str) -> Kind:

@@ -10,6 +10,7 @@ from multirev.backends.simulated.cluster import SimulatedCluster
 from multirev.backends.simulated.hooks import Hooks
 from multirev.backends.simulated.istioctl import SimulatedIstioctl
 from multirev.backends.simulated.mesh import MeshModel
+from multirev.backends.simulated.traffic import Router
 from multirev.clock import LogicalClock
 from multirev.commands import Completed, RecordingRunner, Transcript
 from multirev.faults import Fault
@@ -17,6 +18,7 @@ from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
 from multirev.kind.config import host_ports
 from multirev.kind.images import NodeImage
+from multirev.plan import NODE_PORTS
 
 
 class SimulatedRunner:
@@ -44,6 +46,11 @@ class SimulatedBackend(Backend):
         kubelet = "v" + node_image.image.split(":v", 1)[1].split("@")[0]
         self.cluster = SimulatedCluster(clock, random.Random(seed), kubelet, self.hooks)
         self.mesh = MeshModel(self.cluster)
+        self.cluster.router = Router(self.cluster, self.mesh)
+        self.cluster.host_to_node_port = {
+            host_ports(host_port_base)[role][scheme]: NODE_PORTS[role][scheme]
+            for role in NODE_PORTS for scheme in NODE_PORTS[role]
+        }
         runner = RecordingRunner(SimulatedRunner(SimulatedIstioctl(self.cluster, self.mesh)), transcript, "simulated")
         super().__init__(runner, clock)
         self.seed = seed

@@ -26,6 +26,9 @@ from multirev.kube.objects import Obj, labels_of, matches_selector
 
 if TYPE_CHECKING:
     from multirev.backends.simulated.mesh import MeshModel
+    from multirev.backends.simulated.traffic import Router
+
+ISTIO_CONFIG_KINDS = {k.kind for k in kinds.ISTIO_CONFIG}
 
 POD_START_SECONDS = 4.0
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage")
@@ -44,6 +47,8 @@ class SimulatedCluster:
         self._kubernetes_version = kubernetes_version
         self._ready_at: dict[tuple[str, str], float | None] = {}  # pod -> when it becomes ready (None: never)
         self.mesh: MeshModel | None = None  # attached by the backend
+        self.router: Router | None = None  # attached by the backend
+        self.host_to_node_port: dict[int, int] = {}  # kind extraPortMappings, set by the backend
         for ns in SYSTEM_NAMESPACES:
             self.store.put(kinds.NAMESPACE, {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}})
         self.store.put(kinds.NODE, {"metadata": {"name": "multirev-control-plane"},
@@ -65,6 +70,8 @@ class SimulatedCluster:
         stored = self.store.put(kind, obj)
         if kind is kinds.DEPLOYMENT:
             self._sync_deployment(stored["metadata"]["namespace"], stored["metadata"]["name"])
+        if kind.kind in ISTIO_CONFIG_KINDS and self.mesh is not None:
+            self.mesh.on_config_change(stored)
         return self.store.get(kind, meta["name"], meta.get("namespace")) or stored
 
     def get(self, kind: Kind, name: str, namespace: str | None = None) -> Obj | None:
@@ -95,6 +102,9 @@ class SimulatedCluster:
         if kind is kinds.DEPLOYMENT:
             for pod in self._pods_of(namespace or "", name):
                 self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
+        existing = self.store.get(kind, name, namespace)
+        if existing is not None and kind.kind in ISTIO_CONFIG_KINDS and self.mesh is not None:
+            self.mesh.on_config_change(existing)
         return self.store.delete(kind, name, namespace)
 
     def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str:
@@ -103,7 +113,18 @@ class SimulatedCluster:
         return "\n".join(self.mesh.logs_for(namespace, pod, container)[-tail_lines:])
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
-        return Completed(command, 126, "", "exec is not modelled by the simulated backend yet")
+        """Only `curl ... <url>` from a pod is modelled: the request goes through the mesh model."""
+        source = self.store.raw(kinds.POD, pod, namespace)
+        if source is None:
+            return Completed(command, 1, "", f'pods "{pod}" not found')
+        urls = [a for a in command if a.startswith("http://")]
+        if not command or command[0] != "curl" or not urls or self.router is None:
+            program = command[0] if command else ""
+            return Completed(command, 126, "", f"{program}: not modelled in the simulated backend")
+        response = self.router.from_pod(source, urls[-1])
+        if response.status == 0:
+            return Completed(command, 7, "", f"curl: (7) {response.body}")
+        return Completed(command, 0, f"{response.body}\n{response.status}", "")
 
     def rollout_restart(self, namespace: str, deployment: str) -> None:
         obj = self.store.raw(kinds.DEPLOYMENT, deployment, namespace)
@@ -114,7 +135,11 @@ class SimulatedCluster:
         self._sync_deployment(namespace, deployment)
 
     def http_get(self, endpoint: Endpoint, path: str, host: str) -> HttpResponse:
-        return HttpResponse(0, {}, "gateway traffic is not modelled by the simulated backend yet")
+        """The host reaches a gateway through kind's port mapping to its NodePort (multirev/kind/config.py)."""
+        node_port = self.host_to_node_port.get(endpoint.port)
+        if node_port is None or self.router is None:
+            return HttpResponse(0, {}, f"connection refused: nothing listens on {endpoint.host}:{endpoint.port}")
+        return self.router.via_gateway(node_port, path, host)
 
     def kubernetes_version(self) -> str:
         return self._kubernetes_version
@@ -217,7 +242,7 @@ class SimulatedCluster:
             raise AdmissionDenied(f'{prefix}: service "{service["name"]}" not found')
         selector = svc["spec"].get("selector") or {}
         backends = [p for p in self.store.raw_list(kinds.POD, service["namespace"], selector)
-                    if self._is_ready(p)]
+                    if self.is_ready(p)]
         if not backends or self.mesh is None:
             # *inferred*: with the default ClusterIP resolver and no ready endpoint, kube-proxy rejects.
             raise AdmissionDenied(f"{prefix}: dial tcp {svc['spec'].get('clusterIP', '10.96.0.10')}:443: "
@@ -225,7 +250,7 @@ class SimulatedCluster:
         revision = labels_of(backends[0]).get("istio.io/rev", "default")
         return self.mesh.inject(pod, revision)
 
-    def _is_ready(self, pod: Obj) -> bool:
+    def is_ready(self, pod: Obj) -> bool:
         ready_at = self._ready_at.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
         return ready_at is not None and self.clock.now() >= ready_at
 

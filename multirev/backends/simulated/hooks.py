@@ -17,6 +17,10 @@ POINTS = {
     "install_objects": "objects `istioctl install` creates for a revision (ctx: revision, install_order)",
     "istiod_ready": "whether a revision's istiod pods become ready (ctx: revision, install_order)",
     "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
+    "push_targets": "names of the revisions whose istiod pushes a config change (ctx: key, revisions)",
+    "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",
+    "route_weights": "the weights a route's destinations are drawn with (ctx: revision, install_order, "
+                     "virtual_service)",
 }
 
 

@@ -1,0 +1,217 @@
+"""Requests through the model: ingress gateways, in-mesh calls, and what each sample app answers.
+
+Routing follows Istio's semantics closely enough for the suite's checks: a revision's gateway only
+uses config its istiod can see (discoverySelectors; objects labelled for another revision are
+ignored: pkg/config/model.go), Gateway selectors pick gateway pods by label, VirtualService http
+routes are tried in order (uri exact/prefix, sourceLabels), weights pick a destination with the
+seeded RNG, DestinationRule subsets narrow the pods. An unrouted request gets Envoy's 404; a route
+to no ready pod gets 503 `no healthy upstream`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from multirev.backends.base import HttpResponse
+from multirev.istio import facts
+from multirev.kube import kinds
+from multirev.kube.objects import Obj, labels_of, matches_selector, name_of, namespace_of
+
+if TYPE_CHECKING:
+    from multirev.backends.simulated.cluster import SimulatedCluster
+    from multirev.backends.simulated.mesh import MeshModel, Revision
+
+ENVOY = {"server": "istio-envoy"}
+
+
+def _response(status: int, body: str = "", **headers: str) -> HttpResponse:
+    return HttpResponse(status, {**ENVOY, **headers}, body)
+
+
+class Router:
+    def __init__(self, cluster: SimulatedCluster, mesh: MeshModel) -> None:
+        self.cluster = cluster
+        self.mesh = mesh
+
+    # -- ingress ---------------------------------------------------------------------------------
+    def via_gateway(self, node_port: int, path: str, host: str) -> HttpResponse:
+        service = self._service_with_node_port(node_port)
+        if service is None:
+            return HttpResponse(0, {}, f"connection refused: nothing listens on node port {node_port}")
+        pods = self._ready_pods(namespace_of(service) or "", service["spec"].get("selector") or {})
+        if not pods:
+            return HttpResponse(0, {}, f"connection reset: Service {namespace_of(service)}/{name_of(service)} "
+                                       "has no ready endpoints")
+        gateway_pod = pods[0]
+        revision = self.mesh.revisions.get(labels_of(gateway_pod).get(facts.REV_LABEL, ""))
+        if revision is None:
+            return _response(503, "no healthy upstream")
+        hostname = host.split(":")[0]
+        bound = [g for g in self._visible(revision, kinds.GATEWAY)
+                 if matches_selector(labels_of(gateway_pod), {"matchLabels": g["spec"].get("selector") or {}})
+                 and any(_host_matches(h, hostname) for s in g["spec"].get("servers", []) for h in s.get("hosts", []))]
+        names = {f"{namespace_of(g)}/{name_of(g)}" for g in bound}
+        for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
+            gateways = {g if "/" in g else f"{namespace_of(vs)}/{g}" for g in vs["spec"].get("gateways") or []}
+            if not gateways & names or not any(_host_matches(h, hostname) for h in vs["spec"].get("hosts", [])):
+                continue
+            route = self._match(vs, path, source_labels=None)
+            if route is not None:
+                response = self._forward(revision, vs, route, path, host)
+                return self.cluster.hooks.apply("gateway_response", response, revision=revision.name,
+                                                install_order=revision.install_order)
+        return _response(404)
+
+    # -- in-mesh ---------------------------------------------------------------------------------
+    def from_pod(self, pod: Obj, url: str) -> HttpResponse:
+        parsed = urlparse(url)
+        host = parsed.hostname or ""
+        path = parsed.path or "/"
+        revision = self.mesh.revisions.get(self._sidecar_revision(pod) or "")
+        if revision is None:
+            return self._call_service(None, _service_ref(host, namespace_of(pod) or ""), {}, path, url)
+        for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
+            gateways = vs["spec"].get("gateways") or ["mesh"]
+            if "mesh" not in gateways:
+                continue
+            if not any(_same_service(h, host, namespace_of(vs) or "") for h in vs["spec"].get("hosts", [])):
+                continue
+            route = self._match(vs, path, source_labels=labels_of(pod))
+            if route is not None:
+                return self._forward(revision, vs, route, path, host)
+        return self._call_service(revision, _service_ref(host, namespace_of(pod) or ""), {}, path, host)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _service_with_node_port(self, node_port: int) -> Obj | None:
+        for svc in self.cluster.store.raw_list(kinds.SERVICE):
+            if any(p.get("nodePort") == node_port for p in svc["spec"].get("ports", [])):
+                return svc
+        return None
+
+    def _ready_pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
+        return [p for p in self.cluster.store.raw_list(kinds.POD, namespace, selector or None)
+                if selector and self.cluster.is_ready(p)]
+
+    def _visible(self, revision: Revision, kind: kinds.Kind) -> list[Obj]:
+        return [o for o in self.cluster.store.raw_list(kind) if self.mesh.sees(revision, o)]
+
+    @staticmethod
+    def _sidecar_revision(pod: Obj) -> str | None:
+        return (pod["metadata"].get("annotations") or {}).get(facts.REV_ANNOTATION)
+
+    @staticmethod
+    def _match(vs: Obj, path: str, source_labels: dict[str, str] | None) -> dict[str, Any] | None:
+        for route in vs["spec"].get("http", []):
+            matches = route.get("match") or [{}]
+            for match in matches:
+                uri = match.get("uri") or {}
+                if "exact" in uri and path != uri["exact"]:
+                    continue
+                if "prefix" in uri and not path.startswith(uri["prefix"]):
+                    continue
+                wanted = match.get("sourceLabels")
+                if wanted and (source_labels is None or any(source_labels.get(k) != v for k, v in wanted.items())):
+                    continue
+                return route
+        return None
+
+    def _forward(self, revision: Revision, vs: Obj, route: dict[str, Any], path: str, host: str) -> HttpResponse:
+        destinations = route.get("route") or []
+        if not destinations:
+            return _response(404)
+        weights = [int(d.get("weight", 100 if len(destinations) == 1 else 0)) for d in destinations]
+        weights = self.cluster.hooks.apply("route_weights", weights, revision=revision.name,
+                                           install_order=revision.install_order, virtual_service=name_of(vs))
+        chosen = self.cluster.rng.choices(destinations, weights=weights)[0] if sum(weights) else destinations[0]
+        target = chosen["destination"]
+        ref = _service_ref(target["host"], namespace_of(vs) or "")
+        subset_labels = self._subset(revision, ref, target.get("subset"))
+        if subset_labels is None:
+            return _response(503, "no healthy upstream")
+        return self._call_service(revision, ref, subset_labels, path, host)
+
+    def _subset(self, revision: Revision, ref: tuple[str, str], subset: str | None) -> dict[str, str] | None:
+        if not subset:
+            return {}
+        for rule in self._visible(revision, kinds.DESTINATION_RULE):
+            if not _same_service(rule["spec"].get("host", ""), ref[1], namespace_of(rule) or ""):
+                continue
+            for entry in rule["spec"].get("subsets", []):
+                if entry.get("name") == subset:
+                    return dict(entry.get("labels") or {})
+        return None  # an undefined subset has no endpoints
+
+    def _call_service(self, revision: Revision | None, ref: tuple[str, str], subset_labels: dict[str, str],
+                      path: str, host: str) -> HttpResponse:
+        namespace, name = ref
+        service = self.cluster.store.raw(kinds.SERVICE, name, namespace)
+        if service is None:
+            return _response(503, "no healthy upstream")
+        selector = {**(service["spec"].get("selector") or {}), **subset_labels}
+        pods = self._ready_pods(namespace, selector)
+        if not pods:
+            return _response(503, "no healthy upstream")
+        pod = self.cluster.rng.choice(pods)
+        return self._app(pod, path, host)
+
+    # -- the sample apps -------------------------------------------------------------------------
+    def _app(self, pod: Obj, path: str, host: str) -> HttpResponse:
+        labels = labels_of(pod)
+        app, version, podname = labels.get("app", ""), labels.get("version", "v1"), name_of(pod)
+        ns = namespace_of(pod) or ""
+        if app == "productpage":
+            return self._productpage(pod, path)
+        if app == "reviews":
+            return _response(200, json.dumps(_reviews_body(version, podname)), **{"content-type": "application/json"})
+        if app in ("ratings", "details"):
+            return _response(200, json.dumps({"id": 0, "app": app, "podname": podname}),
+                             **{"content-type": "application/json"})
+        if app == "nginx-sample":
+            return _response(200, "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head>"
+                                  f"<body>{podname}</body></html>", **{"content-type": "text/html"})
+        if app == "echo-sample":
+            return _response(200, json.dumps({"path": path, "host": host, "pod": podname, "namespace": ns}),
+                             **{"content-type": "application/json"})
+        return _response(200, f"{app} {version} {podname}")
+
+    def _productpage(self, pod: Obj, path: str) -> HttpResponse:
+        if path.startswith("/api/v1/products/") and path.endswith("/reviews"):
+            return self.from_pod(pod, f"http://reviews:9080/reviews/{path.split('/')[4]}")
+        if path == "/health":
+            return _response(200, "Product page is healthy")
+        if path != "/productpage":
+            return _response(404)
+        reviews = self.from_pod(pod, "http://reviews:9080/reviews/0")
+        served_by = json.loads(reviews.body).get("podname", "") if reviews.status == 200 else "unavailable"
+        return _response(200, "<html><head><title>Simple Bookstore App</title></head><body>"
+                              f"<h4>Reviews served by:</h4><small>{served_by}</small></body></html>",
+                         **{"content-type": "text/html; charset=utf-8"})
+
+
+def _reviews_body(version: str, podname: str) -> dict[str, Any]:
+    """samples/bookinfo/src/reviews: v1 has no rating, v2 black stars, v3 red stars."""
+    reviewers = [("Reviewer1", "An extremely entertaining play by Shakespeare.", 5),
+                 ("Reviewer2", "Absolutely fun and entertaining.", 4)]
+    reviews = []
+    for reviewer, text, stars in reviewers:
+        entry: dict[str, Any] = {"reviewer": reviewer, "text": text}
+        if version in ("v2", "v3"):
+            entry["rating"] = {"stars": stars, "color": "black" if version == "v2" else "red"}
+        reviews.append(entry)
+    return {"id": "0", "podname": podname, "clustername": "null", "reviews": reviews}
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    pattern = pattern.split("/", 1)[-1]
+    return pattern == "*" or pattern == host or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+
+
+def _service_ref(host: str, default_namespace: str) -> tuple[str, str]:
+    parts = host.split(":")[0].split(".")
+    return (parts[1], parts[0]) if len(parts) > 1 else (default_namespace, parts[0])
+
+
+def _same_service(a: str, b: str, namespace: str) -> bool:
+    return _service_ref(a, namespace) == _service_ref(b, namespace)
