@@ -42,6 +42,15 @@ class PlanePlan:
         return NODE_PORTS[self.role]
 
     @property
+    def sample_host(self) -> str:
+        """The Host header the nginx/echo samples answer to through this revision's gateway."""
+        return f"samples.{self.plane.tag}.example"
+
+    @property
+    def manifest_variables(self) -> dict[str, str]:
+        return {"REVISION": self.plane.revision, "TAG": self.plane.tag, "HOST": self.sample_host}
+
+    @property
     def uses_discovery_selectors(self) -> bool:
         # In the shared layout both revisions watch the whole cluster, as in a classic canary upgrade.
         return self.layout == "separate"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from multirev.clock import Clock
@@ -92,6 +93,10 @@ class Backend(ABC):
     @abstractmethod
     def gateway_endpoint(self, role: str) -> Endpoint:
         """Where the host reaches the ingress gateway of the stable or canary revision."""
+
+    @abstractmethod
+    def samples_dir(self, version: IstioVersion) -> Path:
+        """The samples/ folder of that Istio release (Bookinfo and friends)."""
 
     @abstractmethod
     def info(self) -> BackendInfo: ...

@@ -73,6 +73,9 @@ class ExistingBackend(Backend):
         tool.verify_version()
         return tool
 
+    def samples_dir(self, version: IstioVersion) -> Path:
+        return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples
+
     def gateway_endpoint(self, role: str) -> Endpoint:
         return Endpoint(self.options.gateway_host, self.options.gateway_ports[role])
 

@@ -106,6 +106,9 @@ class KindBackend(Backend):
         tool.verify_version()
         return tool
 
+    def samples_dir(self, version: IstioVersion) -> Path:
+        return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples
+
     def gateway_endpoint(self, role: str) -> Endpoint:
         return Endpoint("127.0.0.1", host_ports(self.options.host_port_base)[role]["http"])
 

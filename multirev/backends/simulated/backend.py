@@ -18,6 +18,7 @@ from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
 from multirev.kind.config import host_ports
 from multirev.kind.images import NodeImage
+from multirev.paths import MANIFESTS
 from multirev.plan import NODE_PORTS
 
 
@@ -73,6 +74,10 @@ class SimulatedBackend(Backend):
         tool = Istioctl(f"/simulated/istio-{version}/bin/istioctl", version, self.runner, KubeTarget(self.kubeconfig))
         tool.verify_version()
         return tool
+
+    def samples_dir(self, version: IstioVersion) -> Path:
+        """The project's Bookinfo-shaped stand-ins (the model runs no release images)."""
+        return MANIFESTS / "simulated-samples"
 
     def gateway_endpoint(self, role: str) -> Endpoint:
         return Endpoint("127.0.0.1", host_ports(self.host_port_base)[role]["http"])

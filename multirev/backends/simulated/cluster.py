@@ -159,11 +159,40 @@ class SimulatedCluster:
                                       for c in pod["spec"].get("containers", [])],
             }
         for deploy in self.store.raw_list(kinds.DEPLOYMENT):
+            self._retire_old_pods(deploy)
+        for deploy in self.store.raw_list(kinds.DEPLOYMENT):
             pods = self._pods_of(deploy["metadata"]["namespace"], deploy["metadata"]["name"])
             ready = sum(1 for p in pods if p["status"]["conditions"][0]["status"] == "True")
             status = deploy.setdefault("status", {})
+            updated = len(self._current_pods(deploy["metadata"]["namespace"], deploy["metadata"]["name"],
+                                             self._template_hash(deploy)))
             status.update(replicas=len(pods), readyReplicas=ready, availableReplicas=ready,
-                          updatedReplicas=len(pods), observedGeneration=deploy["metadata"].get("generation", 1))
+                          updatedReplicas=updated, observedGeneration=deploy["metadata"].get("generation", 1))
+
+    @staticmethod
+    def _template_hash(deploy: Obj) -> str:
+        return hashlib.sha256(json.dumps(deploy["spec"]["template"], sort_keys=True).encode()).hexdigest()[:10]
+
+    def _current_pods(self, namespace: str, deployment: str, template_hash: str) -> list[Obj]:
+        pods = self._pods_of(namespace, deployment)
+        return [p for p in pods if labels_of(p).get("pod-template-hash") == template_hash]
+
+    def _retire_old_pods(self, deploy: Obj) -> None:
+        namespace, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
+        current = self._current_pods(namespace, name, self._template_hash(deploy))
+        if sum(1 for p in current if self.is_ready(p)) < int(deploy["spec"].get("replicas", 1)):
+            return
+        for pod in self._pods_of(namespace, name):
+            if pod not in current:
+                self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
+                self._ready_at.pop((namespace, pod["metadata"]["name"]), None)
+
+    def rollout_in_progress(self, namespace: str) -> bool:
+        for deploy in self.store.raw_list(kinds.DEPLOYMENT, namespace):
+            current = self._current_pods(namespace, deploy["metadata"]["name"], self._template_hash(deploy))
+            if len(current) != len(self._pods_of(namespace, deploy["metadata"]["name"])):
+                return True
+        return False
 
     def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
         return [p for p in self.store.raw_list(kinds.POD, namespace)
@@ -173,15 +202,13 @@ class SimulatedCluster:
         """Replace pods whose template differs (rollout), create missing ones through admission."""
         deploy = self.store.raw(kinds.DEPLOYMENT, name, namespace)
         assert deploy is not None
+        template_hash = self._template_hash(deploy)
         template = deploy["spec"]["template"]
-        template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-        for pod in self._pods_of(namespace, name):
-            if labels_of(pod).get("pod-template-hash") != template_hash:
-                self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
-                self._ready_at.pop((namespace, pod["metadata"]["name"]), None)
         wanted = int(deploy["spec"].get("replicas", 1))
         failures: list[str] = []
-        while len(self._pods_of(namespace, name)) < wanted and len(failures) < wanted:
+        # Rolling update with one replica: maxSurge 25% rounds up to 1 and maxUnavailable 25% down to 0
+        # (kubernetes@v1.33.0:pkg/controller/deployment/rolling.go), so old pods serve until new ones are ready.
+        while len(self._current_pods(namespace, name, template_hash)) < wanted and len(failures) < wanted:
             suffix = "".join(self.rng.choice(string.ascii_lowercase + string.digits) for _ in range(5))
             meta = copy.deepcopy(template.get("metadata", {}))
             meta.update(name=f"{name}-{template_hash[:9]}-{suffix}", namespace=namespace)

@@ -19,6 +19,10 @@ POINTS = {
     "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
     "push_targets": "names of the revisions whose istiod pushes a config change (ctx: key, revisions)",
     "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",
+    "proxy_discovery_address": "the istiod address an injected proxy connects to (ctx: revision, install_order, "
+                               "restarted, addresses: install_order -> address)",
+    "mesh_response": "the response to an in-mesh request (ctx: namespace, rollout_in_progress)",
+    "analyze_findings": "what `istioctl analyze` reports for a namespace (ctx: namespace)",
     "route_weights": "the weights a route's destinations are drawn with (ctx: revision, install_order, "
                      "virtual_service)",
 }

@@ -6,6 +6,7 @@ wrapper that builds the wrong argv for a version fails here too.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -38,6 +39,8 @@ COMMAND_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
                 {"-y", "--skip-confirmation", "--overwrite"}),
     "tag list": ({}, set()),
     "tag remove": ({}, {"-y", "--skip-confirmation"}),
+    "proxy-config bootstrap": ({"-o": "output", "--output": "output"}, set()),
+    "analyze": ({}, {"--all-namespaces", "-A"}),
 }
 
 
@@ -203,6 +206,37 @@ class SimulatedIstioctl:
         widths = [max(len(r[i]) for r in table) for i in range(3)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
         return "\n".join(lines) + "\n", "", 0
+
+    def _proxy_config_bootstrap(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        """`proxy-config bootstrap <pod>.<ns> -o json`: bootstrap.node.metadata.PROXY_CONFIG.discoveryAddress
+        (tests/integration/pilot/revisions/revision_tag_test.go reads the same field)."""
+        if not args or "." not in args[0]:
+            return "", "Error: pod name must be given as <pod>.<namespace>\n", 1
+        pod_name, namespace = args[0].split(".", 1)
+        pod = self.cluster.store.get(kinds.POD, pod_name, namespace)
+        if pod is None:
+            return "", f'Error: pods "{pod_name}" not found\n', 1
+        spec = pod["spec"]
+        proxies = [c for c in spec.get("containers", []) + spec.get("initContainers", [])
+                   if c["name"] == facts.PROXY_CONTAINER]
+        if not proxies:
+            return "", f"Error: {pod_name}.{namespace} has no istio-proxy container\n", 1
+        env = {e["name"]: e.get("value", "") for e in proxies[0].get("env", [])}
+        proxy_config = json.loads(env.get("PROXY_CONFIG", "{}"))
+        node_id = f"sidecar~10.244.0.1~{pod_name}.{namespace}~{namespace}.svc.cluster.local"
+        bootstrap = {"bootstrap": {"node": {"id": node_id,
+                                            "metadata": {"PROXY_CONFIG": proxy_config,
+                                                         "ISTIO_VERSION": facts.image_tag(proxies[0]["image"])}}}}
+        return json.dumps(bootstrap, indent=2) + "\n", "", 0
+
+    def _analyze(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        """Clean: `✔ No validation issues found when analyzing namespace: <ns>.` on stderr, exit 0; error-level
+        findings `Error [IST0101] (VirtualService <ns>/<name>) ...` exit 79 (istioctl/pkg/analyze)."""
+        namespace = str(flags.get("namespace") or "default")
+        findings = self.mesh.analyze(namespace)
+        if not findings:
+            return "", f"\u2714 No validation issues found when analyzing namespace: {namespace}.\n", 0
+        return "\n".join(findings) + "\n", "", 79 if any(f.startswith("Error") for f in findings) else 0
 
     def _tag_remove(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
         tag = args[0] if args else ""

@@ -279,11 +279,15 @@ class MeshModel:
                                          version=version)
         spec = pod["spec"]
         init = [{"name": facts.INIT_CONTAINER, "image": image}]
+        address = self.cluster.hooks.apply(
+            "proxy_discovery_address", facts.discovery_address(revision_name, revision.namespace),
+            revision=revision_name, install_order=revision.install_order,
+            restarted="kubectl.kubernetes.io/restartedAt" in annotations,
+            addresses={r.install_order: facts.discovery_address(r.name, r.namespace) for r in self.revisions.values()})
         proxy = {"name": facts.PROXY_CONTAINER, "image": image,
                  "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
                  "env": [{"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
-                         {"name": "PROXY_CONFIG", "value": json.dumps(
-                             {"discoveryAddress": facts.discovery_address(revision_name, revision.namespace)})}]}
+                         {"name": "PROXY_CONFIG", "value": json.dumps({"discoveryAddress": address})}]}
         if self._native_sidecars(version, annotations):
             spec["initContainers"] = [*spec.get("initContainers", []), *init, {**proxy, "restartPolicy": "Always"}]
         else:
@@ -358,6 +362,28 @@ class MeshModel:
             revision.logs[index] = (
                 f"{stamp}\tinfo\tads\tPush debounce stable[{revision.pushes}] {len(keys)} for config {keys[0]}{more}: "
                 "100.2ms since last change, 100.3ms since last push, full=true")
+
+    def analyze(self, namespace: str) -> list[str]:
+        """A few of istioctl analyze's checks: IST0101 ReferencedResourceNotFound for a VirtualService's
+        gateway or destination host (galley/pkg/config/analysis/msg/messages.yaml)."""
+        store = self.cluster.store
+        findings = []
+        for vs in store.list(kinds.VIRTUAL_SERVICE, namespace):
+            ref = f"VirtualService {namespace}/{vs['metadata']['name']}"
+            for gw in vs["spec"].get("gateways") or []:
+                gw_ns, gw_name = gw.split("/", 1) if "/" in gw else (namespace, gw)
+                if gw != "mesh" and store.get(kinds.GATEWAY, gw_name, gw_ns) is None:
+                    findings.append(f"Error [IST0101] ({ref}) Referenced gateway not found: \"{gw}\"")
+            for route in vs["spec"].get("http", []):
+                for dest in route.get("route", []):
+                    host = dest["destination"]["host"]
+                    parts = host.split(".")
+                    svc_ns = parts[1] if len(parts) > 1 else namespace
+                    known = store.get(kinds.SERVICE, parts[0], svc_ns) is not None or any(
+                        host in (se["spec"].get("hosts") or []) for se in store.list(kinds.SERVICE_ENTRY))
+                    if not known:
+                        findings.append(f"Error [IST0101] ({ref}) Referenced host not found: \"{host}\"")
+        return self.cluster.hooks.apply("analyze_findings", findings, namespace=namespace)
 
     def logs_for(self, namespace: str, pod: str, container: str) -> list[str]:
         for revision in self.revisions.values():

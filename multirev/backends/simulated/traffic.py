@@ -66,6 +66,12 @@ class Router:
 
     # -- in-mesh ---------------------------------------------------------------------------------
     def from_pod(self, pod: Obj, url: str) -> HttpResponse:
+        response = self._from_pod(pod, url)
+        namespace = namespace_of(pod) or ""
+        return self.cluster.hooks.apply("mesh_response", response, namespace=namespace,
+                                        rollout_in_progress=self.cluster.rollout_in_progress(namespace))
+
+    def _from_pod(self, pod: Obj, url: str) -> HttpResponse:
         parsed = urlparse(url)
         host = parsed.hostname or ""
         path = parsed.path or "/"
@@ -126,6 +132,7 @@ class Router:
                                            install_order=revision.install_order, virtual_service=name_of(vs))
         chosen = self.cluster.rng.choices(destinations, weights=weights)[0] if sum(weights) else destinations[0]
         target = chosen["destination"]
+        path = (route.get("rewrite") or {}).get("uri") or path
         ref = _service_ref(target["host"], namespace_of(vs) or "")
         subset_labels = self._subset(revision, ref, target.get("subset"))
         if subset_labels is None:
