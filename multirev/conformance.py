@@ -15,7 +15,8 @@ import pytest
 
 F = TypeVar("F", bound=Callable)
 
-FEATURES = ("install", "tags", "webhooks", "injection")
+FEATURES = ("install", "tags", "webhooks", "injection", "xds-isolation", "gateway", "weighted-routing",
+            "discovery-address", "canary-upgrade", "re-apply", "egress", "analyze", "uninstall")
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,22 @@ class ConformanceInfo:
     feature: str
     manifests: tuple[str, ...]
     canary: bool
+    stage: int  # 0 observes, 1 changes the mesh and restores it, 2 removes things (runs last)
 
 
-def conformance(*, feature: str, manifests: tuple[str, ...] = (), canary: bool = False) -> Callable[[F], F]:
+def conformance(*, feature: str, manifests: tuple[str, ...] = (), canary: bool = False,
+                mutates: bool = False, destructive: bool = False) -> Callable[[F], F]:
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}; add it to multirev.conformance.FEATURES")
 
     def declare(fn: F) -> F:
         if not (fn.__doc__ or "").strip():
             raise ValueError(f"{fn.__name__}: a conformance test says in its docstring what it certifies")
-        fn.__conformance__ = ConformanceInfo(feature, manifests, canary)  # type: ignore[attr-defined]
+        stage = 2 if destructive else 1 if mutates else 0
+        fn.__conformance__ = ConformanceInfo(feature, manifests, canary, stage)  # type: ignore[attr-defined]
         fn = pytest.mark.feature(feature)(fn)
+        if destructive:
+            fn = pytest.mark.destructive(fn)
         if canary:
             fn = pytest.mark.canary(fn)
         return fn

@@ -77,12 +77,24 @@ CONTROL_PLANE = "suites/test_control_planes.py::test_control_plane_installed_and
 TAGS = "suites/test_revision_tags.py::test_revision_tag_maps_to_intended_revision"
 WEBHOOKS = "suites/test_webhooks.py::test_injector_webhooks_point_at_existing_services"
 INJECTION = "suites/test_injection.py::test_workloads_injected_by_intended_revision"
+XDS = "suites/test_xds_push.py::test_config_pushed_only_by_own_istiod"
+GATEWAY = "suites/test_gateway_traffic.py::test_gateway_serves_bookinfo_and_samples"
+UNROUTED = "suites/test_gateway_traffic.py::test_unrouted_host_gets_404"
+WEIGHTED = "suites/test_weighted_routing.py::test_reviews_weighted_split"
+DISCOVERY = "suites/test_discovery_address.py::test_proxies_talk_to_own_istiod"
+UPGRADE = "suites/test_canary_upgrade.py::test_canary_upgrade_and_rollback"
+ANALYZE = "suites/test_analyze.py::test_analyze_reports_no_errors"
+
+
+def both(test: str) -> list[str]:
+    return [f"{test}[stable", f"{test}[canary"]
 
 
 @fault("tag-webhook-wrong-namespace",
        "Every tag webhook made by `istioctl tag set` calls istiod in istio-system (as when -i is left out) "
        "although the revision runs elsewhere, so pod creation under the tag fails.",
-       must_fail=[WEBHOOKS, f"{INJECTION}[stable]", f"{INJECTION}[canary]"])
+       # No app pod can be created, so nothing behind the gateways answers and no proxy exists to ask.
+       must_fail=[WEBHOOKS, *both(INJECTION), *both(GATEWAY), *both(WEIGHTED), *both(DISCOVERY), UPGRADE])
 def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
     def point_elsewhere(webhook: dict, *, istio_namespace: str, **_: Any) -> dict:
         wrong = "istio-system" if istio_namespace != "istio-system" else "istio-missing"
@@ -95,7 +107,9 @@ def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
 @fault("injection-label-conflict",
        "Every namespace labelled istio.io/rev also keeps istio-injection=enabled, which wins and sends its pods "
        "to the default revision.",
-       must_fail=[f"{INJECTION}[stable]", f"{INJECTION}[canary]"])
+       # The canary namespace's pods get the stable (default) revision, whose istiod does not see the canary
+       # namespace's routing; and the upgrade cannot move a namespace whose legacy label overrides the tag.
+       must_fail=[*both(INJECTION), f"{DISCOVERY}[canary]", f"{WEIGHTED}[canary", UPGRADE])
 def _injection_label_conflict(hooks: Hooks) -> None:
     def keep_legacy_label(labels: dict, **_: Any) -> dict:
         return {**labels, "istio-injection": "enabled"} if "istio.io/rev" in labels else labels
@@ -104,7 +118,7 @@ def _injection_label_conflict(hooks: Hooks) -> None:
 
 @fault("proxy-version-skew",
        "The injector stamps a proxy image one patch release away from its control plane's version.",
-       must_fail=[f"{INJECTION}[stable]", f"{INJECTION}[canary]"])
+       must_fail=[*both(INJECTION), UPGRADE])
 def _proxy_version_skew(hooks: Hooks) -> None:
     def skew(image: str, *, version: IstioVersion, **_: Any) -> str:
         other = version.patch - 1 if version.patch > 0 else version.patch + 1
@@ -115,18 +129,17 @@ def _proxy_version_skew(hooks: Hooks) -> None:
 @fault("istiod-never-ready",
        "The canary revision's istiod pods never become ready: its install times out and its injector cannot be "
        "called.",
-       must_fail=[f"{CONTROL_PLANE}[canary]", f"{INJECTION}[canary]"])
+       must_fail=[f"{CONTROL_PLANE}[canary]", f"{INJECTION}[canary]", f"{GATEWAY}[canary]", f"{WEIGHTED}[canary",
+                  f"{DISCOVERY}[canary]", UPGRADE])
 def _istiod_never_ready(hooks: Hooks) -> None:
     hooks.add("istiod_ready", lambda ready, *, install_order, **_: ready and install_order != 2)
 
 
 @fault("validator-webhook-missing",
-       "`istioctl install` of the canary revision creates no ValidatingWebhookConfiguration.",
-       must_fail=[f"{CONTROL_PLANE}[canary]"])
+       "`istioctl install` creates no ValidatingWebhookConfiguration for either revision.",
+       must_fail=both(CONTROL_PLANE))
 def _validator_missing(hooks: Hooks) -> None:
-    def drop_validator(objects: list, *, install_order: int, **_: Any) -> list:
-        if install_order != 2:
-            return objects
+    def drop_validator(objects: list, **_: Any) -> list:
         return [o for o in objects if not (o["kind"] == "ValidatingWebhookConfiguration"
                                            and o["metadata"]["name"].startswith("istio-validator-"))]
     hooks.add("install_objects", drop_validator)
@@ -134,8 +147,120 @@ def _validator_missing(hooks: Hooks) -> None:
 
 @fault("tag-points-at-other-revision",
        "`istioctl tag set` for the canary revision makes the tag reference the stable revision instead.",
-       must_fail=[f"{TAGS}[canary]", WEBHOOKS, f"{INJECTION}[canary]"])
+       must_fail=[f"{TAGS}[canary]", WEBHOOKS, f"{INJECTION}[canary]", f"{GATEWAY}[canary]", f"{WEIGHTED}[canary",
+                  f"{DISCOVERY}[canary]", UPGRADE])
 def _tag_points_elsewhere(hooks: Hooks) -> None:
     def first_revision(revision: str, *, install_order: int, revisions: list[str], **_: Any) -> str:
         return revisions[0] if install_order == 2 and revisions else revision
     hooks.add("tag_revision", first_revision)
+
+
+# -- scenario faults (each fails its own check) ---------------------------------------------------------
+@fault("other-istiod-pushes",
+       "Both istiods push every config change, as if discoverySelectors did not isolate the control planes.",
+       must_fail=both(XDS))
+def _other_istiod_pushes(hooks: Hooks) -> None:
+    hooks.add("push_targets", lambda targets, *, revisions, **_: list(revisions))
+
+
+@fault("no-push-logged", "istiod applies config changes but logs no `Push debounce` line for them.",
+       must_fail=both(XDS))
+def _no_push_logged(hooks: Hooks) -> None:
+    hooks.add("push_targets", lambda targets, **_: [])
+
+
+@fault("gateway-selects-nothing",
+       "The canary's samples Gateway selects no gateway pods, so its nginx/echo routes are never served.",
+       must_fail=[f"{GATEWAY}[canary]"])
+def _gateway_selects_nothing(hooks: Hooks) -> None:
+    def no_pods(selector: dict, *, gateway: str, install_order: int, **_: Any) -> dict:
+        return {**selector, "istio": "no-such-gateway"} if gateway == "samples-gateway" and install_order == 2 \
+            else selector
+    hooks.add("gateway_selector", no_pods)
+
+
+@fault("gateway-503", "The canary ingress gateway answers every routed request with 503 no healthy upstream.",
+       must_fail=[f"{GATEWAY}[canary]", f"{WEIGHTED}[canary"])
+def _gateway_503(hooks: Hooks) -> None:
+    from multirev.backends.base import HttpResponse
+
+    def unavailable(response: Any, *, install_order: int, **_: Any) -> Any:
+        routed = response.status != 404
+        return HttpResponse(503, {"server": "istio-envoy"}, "no healthy upstream") if install_order == 2 and routed \
+            else response
+    hooks.add("gateway_response", unavailable)
+
+
+@fault("weights-ignored", "Routes split evenly across their destinations, whatever the weights say.",
+       must_fail=[f"{WEIGHTED}[stable-50-10-40]", f"{WEIGHTED}[canary-50-10-40]"])
+def _weights_ignored(hooks: Hooks) -> None:
+    hooks.add("route_weights", lambda weights, **_: [1] * len(weights))
+
+
+@fault("weights-skewed", "Three-way splits move 10 points from the first destination to the second.",
+       must_fail=[f"{WEIGHTED}[stable-50-10-40]", f"{WEIGHTED}[canary-50-10-40]"])
+def _weights_skewed(hooks: Hooks) -> None:
+    def skew(weights: list[int], **_: Any) -> list[int]:
+        if len(weights) != 3:
+            return weights
+        total = sum(weights) or 1
+        step = total // 10
+        return [weights[0] - step, weights[1] + step, weights[2]]
+    hooks.add("route_weights", skew)
+
+
+@fault("requests-fail-during-rollout",
+       "In-mesh requests fail (503) one time in ten while a namespace's deployments are rolling out.",
+       must_fail=[UPGRADE])
+def _requests_fail_during_rollout(hooks: Hooks) -> None:
+    from multirev.backends.base import HttpResponse
+    counter = {"n": 0}
+
+    def flaky(response: Any, *, rollout_in_progress: bool, **_: Any) -> Any:
+        if not rollout_in_progress:
+            return response
+        counter["n"] += 1
+        return HttpResponse(503, {"server": "istio-envoy"}, "upstream connect error") if counter["n"] % 10 == 0 \
+            else response
+    hooks.add("mesh_response", flaky)
+
+
+@fault("stale-discovery-after-restart",
+       "Pods restarted onto the canary revision keep talking to the stable istiod.",
+       must_fail=[UPGRADE])
+def _stale_discovery(hooks: Hooks) -> None:
+    def stale(address: str, *, install_order: int, restarted: bool, addresses: dict[int, str], **_: Any) -> str:
+        return addresses.get(1, address) if restarted and install_order == 2 else address
+    hooks.add("proxy_discovery_address", stale)
+
+
+@fault("tag-webhook-unlabelled",
+       "Tag webhooks lose their istio.io/tag label (as a label-stripping policy would do): injection still works, "
+       "but `istioctl tag list` no longer shows the tags.",
+       must_fail=both(TAGS))
+def _tag_webhook_unlabelled(hooks: Hooks) -> None:
+    def strip(webhook: dict, **_: Any) -> dict:
+        webhook["metadata"]["labels"].pop("istio.io/tag", None)
+        return webhook
+    hooks.add("tag_webhook", strip)
+
+
+@fault("catch-all-route", "A stray catch-all route makes both gateways answer 200 for hosts nothing should route.",
+       must_fail=both(UNROUTED))
+def _catch_all(hooks: Hooks) -> None:
+    from multirev.backends.base import HttpResponse
+
+    def catch_all(response: Any, **_: Any) -> Any:
+        return HttpResponse(200, {"server": "istio-envoy"}, "catch-all") if response.status == 404 else response
+    hooks.add("gateway_response", catch_all)
+
+
+@fault("dangling-gateway-reference",
+       "The in-mesh echo VirtualService also names a gateway that does not exist (istioctl analyze IST0101).",
+       must_fail=both(ANALYZE))
+def _dangling_gateway(hooks: Hooks) -> None:
+    def dangle(obj: dict, **_: Any) -> dict:
+        if obj["kind"] == "VirtualService" and obj["metadata"]["name"] == "echo-sample-mesh":
+            obj["spec"]["gateways"] = ["mesh", "missing-gateway"]
+        return obj
+    hooks.add("istio_config", dangle)

@@ -9,8 +9,9 @@ from multirev.profile import ControlPlane, Profile
 # Every object the suite itself creates carries this label, so teardown on an existing cluster
 # removes exactly what the run made.
 RUN_ID_LABEL = "conformance.multirev.io/run-id"
-# Namespaces a control plane should see carry this label; its discoverySelectors match it.
-DISCOVERY_LABEL = "conformance.multirev.io/control-plane"
+# Namespaces a control plane should see carry `<DISCOVERY_PREFIX><revision>: enabled`; its discoverySelectors
+# match it. One key per revision lets a namespace be seen by both while its workloads move between them.
+DISCOVERY_PREFIX = "conformance.multirev.io/cp-"
 
 # Fixed NodePorts for each revision's ingress gateway, mapped to host ports by kind.
 NODE_PORTS = {"stable": {"http": 31080, "https": 31443}, "canary": {"http": 32080, "https": 32443}}
@@ -34,8 +35,9 @@ class PlanePlan:
         return "istio-ingressgateway"
 
     @property
-    def discovery_value(self) -> str:
-        return self.plane.revision
+    def discovery_labels(self) -> dict[str, str]:
+        """Labels that put a namespace in this revision's view (none needed in the shared layout)."""
+        return {f"{DISCOVERY_PREFIX}{self.plane.revision}": "enabled"} if self.uses_discovery_selectors else {}
 
     @property
     def node_ports(self) -> dict[str, int]:

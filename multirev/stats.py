@@ -142,9 +142,7 @@ def exact_error_bounds(expected: dict[str, float], *, alpha: float = ALPHA, tole
             for x, prob in enumerate(pmf):
                 low, high = wilson(x, n, z)
                 inside_band = weight - tolerance < low and high < weight + tolerance
-                if not low <= weight <= high:
-                    false_failure += prob
-                elif n == looks[-1] and not inside_band:
+                if not low <= weight <= high or n == looks[-1] and not inside_band:
                     false_failure += prob
         worst = 0.0
         for shifted in (weight - tolerance, weight + tolerance):

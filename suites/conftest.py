@@ -9,3 +9,10 @@ def assert_no_problems(problems: list[str], what: str) -> None:
     __tracebackhide__ = True
     if problems:
         pytest.fail(f"{what}:\n  - " + "\n  - ".join(problems), pytrace=False)
+
+
+# The workloads each scenario needs, declared the Gateway-API way: set-up applies them to every app namespace.
+BOOKINFO = ("samples:bookinfo/platform/kube/bookinfo.yaml", "samples:bookinfo/networking/bookinfo-gateway.yaml",
+            "samples:bookinfo/networking/destination-rule-all.yaml")
+SAMPLE_APPS = ("sample-apps/nginx-echo.yaml",)
+CLIENT = ("workloads/mesh-client.yaml",)

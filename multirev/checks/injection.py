@@ -54,13 +54,13 @@ def check_pods(plane: ControlPlane, name: str, state: NamespaceState) -> list[st
     if not state.pods and not problems:
         problems.append(f"no pods in namespace {name}")
     for pod in state.pods:
-        problems += _check_pod(plane, name, pod)
+        problems += check_pod(plane, name, pod)
     if state.wait_problem and not problems:
         problems.append(state.wait_problem)
     return problems
 
 
-def _check_pod(plane: ControlPlane, ns: str, pod: Obj) -> list[str]:
+def check_pod(plane: ControlPlane, ns: str, pod: Obj) -> list[str]:
     ref = f"Pod {ns}/{name_of(pod)}"
     annotations = annotations_of(pod)
     raw_status = annotations.get(facts.SIDECAR_STATUS_ANNOTATION)

@@ -11,7 +11,7 @@ import yaml
 
 from multirev.istio.capabilities import supports
 from multirev.paths import MANIFESTS
-from multirev.plan import DISCOVERY_LABEL, PlanePlan
+from multirev.plan import PlanePlan
 
 TEMPLATE = MANIFESTS / "istio" / "revision-iop.yaml"
 
@@ -30,7 +30,7 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None) -> dic
     spec["values"]["global"]["istioNamespace"] = plane.namespace
     if plan.uses_discovery_selectors:
         # istio/api mesh/v1alpha1/config.proto field 59: a list of LabelSelectors, OR-ed.
-        spec["meshConfig"]["discoverySelectors"] = [{"matchLabels": {DISCOVERY_LABEL: plan.discovery_value}}]
+        spec["meshConfig"]["discoverySelectors"] = [{"matchLabels": plan.discovery_labels}]
         if supports(plane.version, "enhanced-scoping-env"):
             # Off by default before 1.22 (pilot/pkg/features): without it discoverySelectors do not
             # scope Istio config objects, so the other istiod would still see them.
@@ -39,6 +39,11 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None) -> dic
         spec["meshConfig"].update(mesh_config)
     gateway = spec["components"]["ingressGateways"][0]
     gateway["name"] = plan.gateway_name
+    if plan.layout == "shared":
+        # The gateway Service selects pods by the gateway's labels (gateways/istio-ingress templates/
+        # service.yaml), so two gateways both labelled app=istio-ingressgateway in one namespace would each
+        # send traffic to both revisions' pods: give each its own app label.
+        gateway["label"]["app"] = plan.gateway_name
     ports = {p["name"]: p for p in gateway["k8s"]["service"]["ports"]}
     ports["http2"]["nodePort"] = plan.node_ports["http"]
     ports["https"]["nodePort"] = plan.node_ports["https"]

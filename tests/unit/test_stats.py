@@ -23,7 +23,7 @@ def test_exact_error_bounds(expected: dict[str, float]) -> None:
     assert false_pass <= 0.01
 
 
-def sampler(true_shares: dict[str, float], rng: random.Random):  # noqa: ANN201
+def sampler(true_shares: dict[str, float], rng: random.Random):
     names, weights = list(true_shares), list(true_shares.values())
     return lambda n: rng.choices(names, weights=weights, k=n)
 

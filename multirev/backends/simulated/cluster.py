@@ -65,6 +65,8 @@ class SimulatedCluster:
             meta["labels"] = self.hooks.apply("namespace_labels", labels, name=meta["name"])
         if kind is kinds.POD:
             return self.create_pod(obj)
+        if kind.kind in ISTIO_CONFIG_KINDS:
+            obj = self.hooks.apply("istio_config", obj)
         if existing is not None and kind is kinds.DEPLOYMENT:
             obj.setdefault("status", existing.get("status", {}))
         stored = self.store.put(kind, obj)

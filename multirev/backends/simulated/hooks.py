@@ -18,6 +18,8 @@ POINTS = {
     "istiod_ready": "whether a revision's istiod pods become ready (ctx: revision, install_order)",
     "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
     "push_targets": "names of the revisions whose istiod pushes a config change (ctx: key, revisions)",
+    "istio_config": "an Istio config object (Gateway, VirtualService, ...) as it is stored when applied",
+    "gateway_selector": "the pod selector of a Gateway as a revision's gateway reads it (ctx: gateway, install_order)",
     "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",
     "proxy_discovery_address": "the istiod address an injected proxy connects to (ctx: revision, install_order, "
                                "restarted, addresses: install_order -> address)",
@@ -36,6 +38,9 @@ class Hooks:
         if point not in POINTS:
             raise KeyError(f"unknown hook point '{point}'; known: {', '.join(sorted(POINTS))}")
         self._fns[point].append(fn)
+
+    def has(self, point: str) -> bool:
+        return bool(self._fns.get(point))
 
     def apply(self, point: str, value: Any, **ctx: Any) -> Any:
         for fn in self._fns.get(point, []):

@@ -103,7 +103,7 @@ class SimulatedIstioctl:
         if isinstance(parsed, str):
             return Completed(argv, 1, "", parsed + "\n")
         command, args, flags = parsed
-        handler = getattr(self, "_" + command.replace(" ", "_"))
+        handler = getattr(self, "_" + command.replace(" ", "_").replace("-", "_"))
         out, err, code = handler(version, args, flags)
         return Completed(argv, code, out, err)
 

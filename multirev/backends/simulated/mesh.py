@@ -186,7 +186,8 @@ class MeshModel:
             service_spec = ((gw.get("k8s") or {}).get("service")) or {}
             objs.append({"apiVersion": "apps/v1", "kind": "Deployment",
                          "metadata": {"name": gw["name"], "namespace": gw_ns, "labels": labels},
-                         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istio-ingressgateway"}},
+                         "spec": {"replicas": 1,
+                                  "selector": {"matchLabels": {k: pod_labels[k] for k in ("app", "istio")}},
                                   "template": {"metadata": {"labels": pod_labels},
                                                "spec": {"containers": [{"name": facts.PROXY_CONTAINER,
                                                                         "image": facts.proxy_image(rev.version)}]}}}})

@@ -50,7 +50,7 @@ class Router:
             return _response(503, "no healthy upstream")
         hostname = host.split(":")[0]
         bound = [g for g in self._visible(revision, kinds.GATEWAY)
-                 if matches_selector(labels_of(gateway_pod), {"matchLabels": g["spec"].get("selector") or {}})
+                 if matches_selector(labels_of(gateway_pod), {"matchLabels": self._selector(g, revision)})
                  and any(_host_matches(h, hostname) for s in g["spec"].get("servers", []) for h in s.get("hosts", []))]
         names = {f"{namespace_of(g)}/{name_of(g)}" for g in bound}
         for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
@@ -59,15 +59,19 @@ class Router:
                 continue
             route = self._match(vs, path, source_labels=None)
             if route is not None:
-                response = self._forward(revision, vs, route, path, host)
-                return self.cluster.hooks.apply("gateway_response", response, revision=revision.name,
-                                                install_order=revision.install_order)
-        return _response(404)
+                return self._gateway_response(revision, self._forward(revision, vs, route, path, host))
+        return self._gateway_response(revision, _response(404))
+
+    def _gateway_response(self, revision: Revision, response: HttpResponse) -> HttpResponse:
+        return self.cluster.hooks.apply("gateway_response", response, revision=revision.name,
+                                        install_order=revision.install_order)
 
     # -- in-mesh ---------------------------------------------------------------------------------
     def from_pod(self, pod: Obj, url: str) -> HttpResponse:
         response = self._from_pod(pod, url)
         namespace = namespace_of(pod) or ""
+        if not self.cluster.hooks.has("mesh_response"):
+            return response
         return self.cluster.hooks.apply("mesh_response", response, namespace=namespace,
                                         rollout_in_progress=self.cluster.rollout_in_progress(namespace))
 
@@ -82,7 +86,8 @@ class Router:
             gateways = vs["spec"].get("gateways") or ["mesh"]
             if "mesh" not in gateways:
                 continue
-            if not any(_same_service(h, host, namespace_of(vs) or "") for h in vs["spec"].get("hosts", [])):
+            request = _service_ref(host, namespace_of(pod) or "")
+            if not any(_service_ref(h, namespace_of(vs) or "") == request for h in vs["spec"].get("hosts", [])):
                 continue
             route = self._match(vs, path, source_labels=labels_of(pod))
             if route is not None:
@@ -95,6 +100,10 @@ class Router:
             if any(p.get("nodePort") == node_port for p in svc["spec"].get("ports", [])):
                 return svc
         return None
+
+    def _selector(self, gateway: Obj, revision: Revision) -> dict[str, str]:
+        return self.cluster.hooks.apply("gateway_selector", dict(gateway["spec"].get("selector") or {}),
+                                        gateway=name_of(gateway), install_order=revision.install_order)
 
     def _ready_pods(self, namespace: str, selector: dict[str, str]) -> list[Obj]:
         return [p for p in self.cluster.store.raw_list(kinds.POD, namespace, selector or None)
@@ -143,7 +152,7 @@ class Router:
         if not subset:
             return {}
         for rule in self._visible(revision, kinds.DESTINATION_RULE):
-            if not _same_service(rule["spec"].get("host", ""), ref[1], namespace_of(rule) or ""):
+            if _service_ref(rule["spec"].get("host", ""), namespace_of(rule) or "") != ref:
                 continue
             for entry in rule["spec"].get("subsets", []):
                 if entry.get("name") == subset:
@@ -216,9 +225,6 @@ def _host_matches(pattern: str, host: str) -> bool:
 
 
 def _service_ref(host: str, default_namespace: str) -> tuple[str, str]:
+    """(namespace, name) of a host: short names resolve in the namespace they are written in."""
     parts = host.split(":")[0].split(".")
     return (parts[1], parts[0]) if len(parts) > 1 else (default_namespace, parts[0])
-
-
-def _same_service(a: str, b: str, namespace: str) -> bool:
-    return _service_ref(a, namespace) == _service_ref(b, namespace)

@@ -1,0 +1,38 @@
+"""Do a revision's ingress gateway and routes answer as Bookinfo and the samples should?"""
+
+from __future__ import annotations
+
+from multirev.backends.base import HttpResponse
+
+BOOKINFO_TITLE = "Simple Bookstore App"  # samples/bookinfo productpage template title
+
+
+def _describe(response: HttpResponse) -> str:
+    return f"HTTP {response.status}" + (f" ({response.body.strip()[:120]})" if response.status != 200 else "")
+
+
+def check_productpage(where: str, response: HttpResponse) -> list[str]:
+    problems = []
+    if response.status != 200:
+        problems.append(f"GET /productpage through {where} returned {_describe(response)}, expected 200")
+        return problems
+    if response.headers.get("server") != "istio-envoy":
+        problems.append(f"GET /productpage through {where} was not served by Envoy (server: "
+                        f"{response.headers.get('server')})")
+    if BOOKINFO_TITLE not in response.body:
+        problems.append(f"GET /productpage through {where} has no '{BOOKINFO_TITLE}' title")
+    return problems
+
+
+def check_sample(where: str, path: str, host: str, response: HttpResponse, marker: str) -> list[str]:
+    if response.status != 200:
+        return [f"GET {path} (Host {host}) through {where} returned {_describe(response)}, expected 200"]
+    if marker not in response.body:
+        return [f"GET {path} (Host {host}) through {where} did not reach its sample: '{marker}' missing"]
+    return []
+
+
+def check_unrouted(where: str, host: str, response: HttpResponse) -> list[str]:
+    if response.status != 404:
+        return [f"GET /nginx with unrouted Host {host} through {where} returned {_describe(response)}, expected 404"]
+    return []

@@ -1,0 +1,28 @@
+"""Reading what the checks judge from a cluster: istiod logs, workload pods."""
+
+from __future__ import annotations
+
+from multirev.backends.base import Cluster
+from multirev.istio import facts
+from multirev.kube import kinds
+from multirev.kube.objects import Obj
+from multirev.profile import ControlPlane
+
+ISTIOD_LOG_LINES = 5000
+
+
+def istiod_logs(cluster: Cluster, plane: ControlPlane) -> str:
+    """Logs of the revision's istiod pods (label app=istiod, istio.io/rev=<rev>; container `discovery`:
+    CHART/deployment.yaml)."""
+    pods = cluster.list(kinds.POD, plane.namespace, labels={"app": "istiod", facts.REV_LABEL: plane.revision})
+    return "\n".join(cluster.pod_logs(plane.namespace, p["metadata"]["name"], facts.ISTIOD_CONTAINER,
+                                      ISTIOD_LOG_LINES) for p in pods)
+
+
+def istiod_ref(plane: ControlPlane) -> str:
+    return f"istiod {plane.namespace}/{facts.istiod_name(plane.revision)}"
+
+
+def workload_pods(cluster: Cluster, namespace: str) -> list[Obj]:
+    """Pods of the namespace's workloads (everything with an `app` label)."""
+    return [p for p in cluster.list(kinds.POD, namespace) if (p["metadata"].get("labels") or {}).get("app")]

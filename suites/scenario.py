@@ -1,0 +1,57 @@
+"""Steps several scenarios share (not tests themselves: pytest collects only test_*.py)."""
+
+from __future__ import annotations
+
+from fixtures.mesh import MeshSetup
+from multirev.backends.base import HttpResponse
+from multirev.checks.discovery import check_discovery
+from multirev.checks.xds import push_lines
+from multirev.istio import facts
+from multirev.observe import istiod_logs, istiod_ref, workload_pods
+from multirev.traffic import gateway_get
+from multirev.waits import Observation, wait_problem
+
+READY_TIMEOUT = 300.0
+PUSH_TIMEOUT = 60.0
+SETTLE = 5.0  # after istiod logged a push, time for Envoy to take the new config
+
+
+def wait_until_served(mesh: MeshSetup, role: str, path: str, host: str) -> str | None:
+    """Workloads start after set-up; wait (bounded) until the route answers 200."""
+    def probe() -> Observation[HttpResponse]:
+        response = gateway_get(mesh.cluster, mesh.endpoint(role), path, host)
+        return Observation(response.status == 200, response, f"HTTP {response.status} {response.body[:80]}")
+
+    return wait_problem(f"GET {path} (Host {host}) through the {role} gateway to answer 200", probe,
+                        clock=mesh.cluster.clock, timeout=READY_TIMEOUT, interval=3)
+
+
+def apply_and_await_push(mesh: MeshSetup, role: str, manifest: str, key: str) -> None:
+    """Apply config and wait (bounded) until the revision's istiod logged a push for `key`, then let Envoy
+    settle. Only a sync aid: a missing push line is the xDS test's verdict, wrong behaviour the caller's."""
+    plane = mesh.plan.plane(role).plane
+    before = len(push_lines(istiod_logs(mesh.cluster, plane), key))
+    mesh.apply(manifest, role, plane.app_namespaces[0])
+
+    def pushed() -> Observation[None]:
+        count = len(push_lines(istiod_logs(mesh.cluster, plane), key))
+        return Observation(count > before, None, f"{count} pushes of {key}")
+
+    wait_problem(f"{istiod_ref(plane)} to push {key}", pushed, clock=mesh.cluster.clock, timeout=PUSH_TIMEOUT,
+                 interval=1)
+    mesh.cluster.clock.sleep(SETTLE)
+
+
+def discovery_problems(mesh: MeshSetup, role: str, namespace: str) -> list[str]:
+    """Ask the plane's istioctl for each pod's bootstrap and compare its discovery address."""
+    plane = mesh.plan.plane(role).plane
+    expected = facts.discovery_address(plane.revision, plane.namespace)
+    pods = workload_pods(mesh.cluster, namespace)
+    if not pods:
+        return [f"no workload pods in {namespace} to ask"]
+    problems = []
+    for pod in pods:
+        name = pod["metadata"]["name"]
+        result = mesh.istioctl(role).proxy_config_bootstrap(name, namespace)
+        problems += check_discovery(f"Pod {namespace}/{name}", result, expected)
+    return problems

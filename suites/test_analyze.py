@@ -1,0 +1,25 @@
+"""`istioctl analyze` finds no errors in the app namespaces."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mesh import MeshSetup
+from multirev.conformance import conformance
+from suites.conftest import BOOKINFO, SAMPLE_APPS, assert_no_problems
+
+
+@pytest.mark.parametrize("role", ["stable", "canary"])
+@conformance(feature="analyze", manifests=BOOKINFO + SAMPLE_APPS)
+def test_analyze_reports_no_errors(mesh: MeshSetup, role: str) -> None:
+    """Certifies that `istioctl analyze --namespace <ns>` of the revision's own version reports no error-level
+    finding for each of its app namespaces (errors exit 79; warnings are allowed)."""
+    plane = mesh.plan.plane(role).plane
+    problems = []
+    for namespace in plane.app_namespaces:
+        result = mesh.istioctl(role).analyze(namespace)
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+        if result.returncode not in (0,) or errors:
+            problems.append(f"istioctl analyze --namespace {namespace} exited {result.returncode}: "
+                            + ("; ".join(errors) or result.stderr.strip()[-300:]))
+    assert_no_problems(problems, f"istioctl analyze ({role})")
