@@ -84,6 +84,10 @@ WEIGHTED = "suites/test_weighted_routing.py::test_reviews_weighted_split"
 DISCOVERY = "suites/test_discovery_address.py::test_proxies_talk_to_own_istiod"
 UPGRADE = "suites/test_canary_upgrade.py::test_canary_upgrade_and_rollback"
 ANALYZE = "suites/test_analyze.py::test_analyze_reports_no_errors"
+EGRESS = "suites/test_egress.py::test_egress_through_egress_gateway"
+REAPPLY = "suites/test_reapply.py::test_reapplied_mesh_config_takes_effect"
+UNINSTALL = "suites/test_uninstall.py::test_uninstall_one_revision_keeps_the_other"
+PURGE = "suites/test_uninstall.py::test_purge_leaves_nothing"
 
 
 def both(test: str) -> list[str]:
@@ -94,7 +98,8 @@ def both(test: str) -> list[str]:
        "Every tag webhook made by `istioctl tag set` calls istiod in istio-system (as when -i is left out) "
        "although the revision runs elsewhere, so pod creation under the tag fails.",
        # No app pod can be created, so nothing behind the gateways answers and no proxy exists to ask.
-       must_fail=[WEBHOOKS, *both(INJECTION), *both(GATEWAY), *both(WEIGHTED), *both(DISCOVERY), UPGRADE])
+       must_fail=[WEBHOOKS, *both(INJECTION), *both(GATEWAY), *both(WEIGHTED), *both(DISCOVERY), UPGRADE,
+                  *both(EGRESS), REAPPLY, UNINSTALL])
 def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
     def point_elsewhere(webhook: dict, *, istio_namespace: str, **_: Any) -> dict:
         wrong = "istio-system" if istio_namespace != "istio-system" else "istio-missing"
@@ -109,7 +114,8 @@ def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
        "to the default revision.",
        # The canary namespace's pods get the stable (default) revision, whose istiod does not see the canary
        # namespace's routing; and the upgrade cannot move a namespace whose legacy label overrides the tag.
-       must_fail=[*both(INJECTION), f"{DISCOVERY}[canary]", f"{WEIGHTED}[canary", UPGRADE])
+       must_fail=[*both(INJECTION), f"{DISCOVERY}[canary]", f"{WEIGHTED}[canary", UPGRADE, f"{EGRESS}[canary]",
+                  REAPPLY])
 def _injection_label_conflict(hooks: Hooks) -> None:
     def keep_legacy_label(labels: dict, **_: Any) -> dict:
         return {**labels, "istio-injection": "enabled"} if "istio.io/rev" in labels else labels
@@ -130,7 +136,7 @@ def _proxy_version_skew(hooks: Hooks) -> None:
        "The canary revision's istiod pods never become ready: its install times out and its injector cannot be "
        "called.",
        must_fail=[f"{CONTROL_PLANE}[canary]", f"{INJECTION}[canary]", f"{GATEWAY}[canary]", f"{WEIGHTED}[canary",
-                  f"{DISCOVERY}[canary]", UPGRADE])
+                  f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY])
 def _istiod_never_ready(hooks: Hooks) -> None:
     hooks.add("istiod_ready", lambda ready, *, install_order, **_: ready and install_order != 2)
 
@@ -148,7 +154,7 @@ def _validator_missing(hooks: Hooks) -> None:
 @fault("tag-points-at-other-revision",
        "`istioctl tag set` for the canary revision makes the tag reference the stable revision instead.",
        must_fail=[f"{TAGS}[canary]", WEBHOOKS, f"{INJECTION}[canary]", f"{GATEWAY}[canary]", f"{WEIGHTED}[canary",
-                  f"{DISCOVERY}[canary]", UPGRADE])
+                  f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY])
 def _tag_points_elsewhere(hooks: Hooks) -> None:
     def first_revision(revision: str, *, install_order: int, revisions: list[str], **_: Any) -> str:
         return revisions[0] if install_order == 2 and revisions else revision
@@ -264,3 +270,58 @@ def _dangling_gateway(hooks: Hooks) -> None:
             obj["spec"]["gateways"] = ["mesh", "missing-gateway"]
         return obj
     hooks.add("istio_config", dangle)
+
+
+@fault("egress-bypasses-gateway",
+       "The egress VirtualService loses its mesh route, so sidecars send external traffic straight out.",
+       must_fail=both(EGRESS))
+def _egress_bypass(hooks: Hooks) -> None:
+    def bypass(obj: dict, **_: Any) -> dict:
+        if obj["kind"] == "VirtualService" and obj["metadata"]["name"] == "external-via-egress":
+            obj["spec"]["gateways"] = [g for g in obj["spec"].get("gateways", []) if g != "mesh"]
+            obj["spec"]["http"] = [r for r in obj["spec"].get("http", [])
+                                   if not any("mesh" in (m.get("gateways") or []) for m in r.get("match") or [])]
+        return obj
+    hooks.add("istio_config", bypass)
+
+
+@fault("registry-allows-any", "istiod runs with outboundTrafficPolicy ALLOW_ANY whatever meshConfig says.",
+       must_fail=both(EGRESS))
+def _allow_any(hooks: Hooks) -> None:
+    hooks.add("mesh_config", lambda config, **_: {**config, "outboundTrafficPolicy": {"mode": "ALLOW_ANY"}})
+
+
+@fault("mesh-config-not-reapplied",
+       "Re-running `istioctl install -f` keeps the revision's previous meshConfig.",
+       must_fail=[REAPPLY])
+def _not_reapplied(hooks: Hooks) -> None:
+    hooks.add("mesh_config", lambda config, *, previous, **_: previous if previous is not None else config)
+
+
+@fault("uninstall-leaves-cluster-scoped",
+       "`istioctl uninstall --revision` leaves the revision's cluster-scoped objects (webhooks, cluster roles).",
+       must_fail=[UNINSTALL])
+def _leaves_cluster_scoped(hooks: Hooks) -> None:
+    def namespaced_only(doomed: list, *, mode: str, **_: Any) -> list:
+        return [o for o in doomed if o["metadata"].get("namespace")] if mode == "revision" else doomed
+    hooks.add("uninstall_targets", namespaced_only)
+
+
+@fault("uninstall-breaks-other",
+       "`istioctl uninstall --revision` also deletes the other revision's ingress gateway.",
+       must_fail=[UNINSTALL])
+def _breaks_other(hooks: Hooks) -> None:
+    def and_the_gateways(doomed: list, *, mode: str, revision: str, all_objects: list, **_: Any) -> list:
+        if mode != "revision":
+            return doomed
+        gateways = [o for o in all_objects if o["kind"] == "Deployment"
+                    and (o["metadata"].get("labels") or {}).get("operator.istio.io/component") == "IngressGateways"]
+        return doomed + gateways
+    hooks.add("uninstall_targets", and_the_gateways)
+
+
+@fault("purge-leaves-crds", "`istioctl uninstall --purge` leaves Istio's CRDs behind.", must_fail=[PURGE])
+def _purge_leaves_crds(hooks: Hooks) -> None:
+    def keep_crds(doomed: list, *, mode: str, **_: Any) -> list:
+        return [o for o in doomed if o["kind"] != "CustomResourceDefinition"] if mode == "purge" else doomed
+    hooks.add("uninstall_targets", keep_crds)

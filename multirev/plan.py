@@ -44,13 +44,18 @@ class PlanePlan:
         return NODE_PORTS[self.role]
 
     @property
+    def egress_gateway_name(self) -> str:
+        return f"istio-egressgateway-{self.plane.revision}" if self.layout == "shared" else "istio-egressgateway"
+
+    @property
     def sample_host(self) -> str:
         """The Host header the nginx/echo samples answer to through this revision's gateway."""
         return f"samples.{self.plane.tag}.example"
 
     @property
     def manifest_variables(self) -> dict[str, str]:
-        return {"REVISION": self.plane.revision, "TAG": self.plane.tag, "HOST": self.sample_host}
+        return {"REVISION": self.plane.revision, "TAG": self.plane.tag, "HOST": self.sample_host,
+                "ISTIO_NAMESPACE": self.plane.namespace, "EGRESS_GATEWAY": self.egress_gateway_name}
 
     @property
     def uses_discovery_selectors(self) -> bool:

@@ -55,3 +55,18 @@ def discovery_problems(mesh: MeshSetup, role: str, namespace: str) -> list[str]:
         result = mesh.istioctl(role).proxy_config_bootstrap(name, namespace)
         problems += check_discovery(f"Pod {namespace}/{name}", result, expected)
     return problems
+
+
+def wait_rolled_out(mesh: MeshSetup, namespace: str, deployment: str, timeout: float = READY_TIMEOUT) -> str | None:
+    """Bounded wait until every pod of the Deployment runs its current template and is ready."""
+    from multirev.kube import kinds
+
+    def rolled_out() -> Observation[None]:
+        deploy = mesh.cluster.get(kinds.DEPLOYMENT, deployment, namespace) or {}
+        status, wanted = deploy.get("status", {}), (deploy.get("spec") or {}).get("replicas", 1)
+        done = status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas") == wanted
+        return Observation(done, None, f"{status.get('readyReplicas', 0)}/{wanted} ready, "
+                                       f"{status.get('updatedReplicas', 0)} updated, {status.get('replicas', 0)} pods")
+
+    return wait_problem(f"rollout of Deployment {namespace}/{deployment}", rolled_out, clock=mesh.cluster.clock,
+                        timeout=timeout, interval=2)

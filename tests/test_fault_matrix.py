@@ -86,3 +86,13 @@ def test_fault_plugin_registers_and_fails_what_it_declares(tmp_path: Path) -> No
                      "--sim-fault-plugin", str(plugin), "--sim-fault", "plugin-wrong-proxy")
     assert run.failed() == {"suites/test_injection.py::test_workloads_injected_by_intended_revision[canary]",
                             "suites/test_canary_upgrade.py::test_canary_upgrade_and_rollback"}
+
+
+def test_canary_selection_runs_alone_without_uninstall(tmp_path: Path) -> None:
+    """`-k canary` is the pre-upgrade set: it passes on its own and never selects an uninstall test."""
+    run = run_suites(tmp_path, "--backend", "simulated", "-k", "canary")
+    assert run.returncode == 0, run.output[-3000:]
+    assert not any("test_uninstall" in node for node in run.outcomes)
+    for needed in ("test_control_planes", "test_revision_tags", "test_injection", "test_webhooks",
+                   "test_gateway_traffic", "test_canary_upgrade"):
+        assert any(needed in node for node in run.outcomes), needed

@@ -39,11 +39,14 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None) -> dic
         spec["meshConfig"].update(mesh_config)
     gateway = spec["components"]["ingressGateways"][0]
     gateway["name"] = plan.gateway_name
+    egress = spec["components"]["egressGateways"][0]
+    egress["name"] = plan.egress_gateway_name
     if plan.layout == "shared":
-        # The gateway Service selects pods by the gateway's labels (gateways/istio-ingress templates/
+        # A gateway Service selects pods by the gateway's labels (gateways/istio-ingress templates/
         # service.yaml), so two gateways both labelled app=istio-ingressgateway in one namespace would each
         # send traffic to both revisions' pods: give each its own app label.
         gateway["label"]["app"] = plan.gateway_name
+        egress["label"]["app"] = plan.egress_gateway_name
     ports = {p["name"]: p for p in gateway["k8s"]["service"]["ports"]}
     ports["http2"]["nodePort"] = plan.node_ports["http"]
     ports["https"]["nodePort"] = plan.node_ports["https"]

@@ -45,7 +45,8 @@ class SimulatedCluster:
         self.hooks = hooks
         self.store = ObjectStore()
         self._kubernetes_version = kubernetes_version
-        self._ready_at: dict[tuple[str, str], float | None] = {}  # pod -> when it becomes ready (None: never)
+        self._ready_at: dict[tuple[str, str], float | None] = {}
+        self._pod_ips: dict[tuple[str, str], str] = {}  # pod -> when it becomes ready (None: never)
         self.mesh: MeshModel | None = None  # attached by the backend
         self.router: Router | None = None  # attached by the backend
         self.host_to_node_port: dict[int, int] = {}  # kind extraPortMappings, set by the backend
@@ -155,6 +156,7 @@ class SimulatedCluster:
             ready_at = self._ready_at.get(key)
             ready = ready_at is not None and now >= ready_at
             pod["status"] = {
+                "podIP": self._pod_ips.get(key, ""),
                 "phase": "Running" if ready_at is not None else "Pending",
                 "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
                 "containerStatuses": [{"name": c["name"], "ready": ready, "image": c["image"]}
@@ -188,6 +190,12 @@ class SimulatedCluster:
             if pod not in current:
                 self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
                 self._ready_at.pop((namespace, pod["metadata"]["name"]), None)
+
+    def pod_by_ip(self, ip: str) -> Obj | None:
+        for (namespace, name), address in self._pod_ips.items():
+            if address == ip:
+                return self.store.raw(kinds.POD, name, namespace)
+        return None
 
     def rollout_in_progress(self, namespace: str) -> bool:
         for deploy in self.store.raw_list(kinds.DEPLOYMENT, namespace):
@@ -243,6 +251,7 @@ class SimulatedCluster:
         stored = self.store.put(kinds.POD, pod)
         ready = self.mesh.pod_becomes_ready(stored) if self.mesh else True
         key = (namespace, stored["metadata"]["name"])
+        self._pod_ips[key] = f"10.244.{len(self._pod_ips) // 250}.{len(self._pod_ips) % 250 + 2}"
         self._ready_at[key] = self.clock.now() + POD_START_SECONDS if ready else None
         return stored
 

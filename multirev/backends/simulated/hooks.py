@@ -18,6 +18,9 @@ POINTS = {
     "istiod_ready": "whether a revision's istiod pods become ready (ctx: revision, install_order)",
     "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
     "push_targets": "names of the revisions whose istiod pushes a config change (ctx: key, revisions)",
+    "mesh_config": "the meshConfig an `istioctl install` applies (ctx: revision, previous: the revision's current "
+                   "meshConfig or None on first install, install_order)",
+    "uninstall_targets": "the objects `istioctl uninstall` deletes (ctx: mode revision|purge, revision, all_objects)",
     "istio_config": "an Istio config object (Gateway, VirtualService, ...) as it is stored when applied",
     "gateway_selector": "the pod selector of a Gateway as a revision's gateway reads it (ctx: gateway, install_order)",
     "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",

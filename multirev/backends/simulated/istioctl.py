@@ -132,6 +132,9 @@ class SimulatedIstioctl:
                "✔ Installation complete\n", "", 0
 
     def _uninstall(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        """--revision removes objects labelled istio.io/rev=<rev> except the Base component's; --purge removes
+        everything labelled operator.istio.io/component, CRDs included (istio@1.30.3:operator/cmd/mesh/
+        uninstall.go; tests/integration/pilot/revisions/uninstall_test.go checks the same)."""
         store = self.cluster.store
         if flags.get("purge"):
             doomed = [o for o in store.all() if facts.COMPONENT_LABEL in labels_of(o)]
@@ -144,8 +147,15 @@ class SimulatedIstioctl:
         else:
             return "", ("Error: at least one of the --revision (or --set revision=<revision>), --filename or "
                         "--purge flags must be set\n"), 1
+        mode = "purge" if flags.get("purge") else "revision"
+        doomed = self.cluster.hooks.apply("uninstall_targets", doomed, mode=mode, revision=flags.get("revision"),
+                                          all_objects=store.all())
         for obj in doomed:
             self.cluster.delete(kinds.of(obj), obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        if mode == "revision":
+            self.mesh.revisions.pop(str(flags["revision"]), None)
+        else:
+            self.mesh.revisions.clear()
         return "✔ Uninstall complete\n", "", 0
 
     def _tag_set(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:

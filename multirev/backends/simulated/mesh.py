@@ -46,6 +46,7 @@ class MeshModel:
     def __init__(self, cluster: SimulatedCluster) -> None:
         self.cluster = cluster
         self.revisions: dict[str, Revision] = {}
+        self.gateway_logs: dict[tuple[str, str], list[str]] = {}
         cluster.mesh = self
 
     # -- install ---------------------------------------------------------------------------------
@@ -57,7 +58,10 @@ class MeshModel:
         owner = (iop.get("metadata") or {}).get("name") or "unknown"
         revision = self.revisions.get(revision_name) or Revision(
             revision_name, namespace, version, len(self.revisions) + 1, owner, {})
-        revision.mesh_config = dict(spec.get("meshConfig") or {})
+        previous = dict(revision.mesh_config) if revision_name in self.revisions else None
+        revision.mesh_config = self.cluster.hooks.apply("mesh_config", dict(spec.get("meshConfig") or {}),
+                                                        revision=revision_name, previous=previous,
+                                                        install_order=revision.install_order)
         revision.env = {k: str(v) for k, v in (((values.get("pilot") or {}).get("env")) or {}).items()}
         self.revisions[revision_name] = revision
         objects = self._revision_objects(revision, spec, values)
@@ -174,13 +178,19 @@ class MeshModel:
                                                                            facts.TAG_LABEL: "default"}))
 
     def _gateways(self, rev: Revision, spec: dict[str, Any]) -> list[Obj]:
+        """Gateway Deployments and Services (manifests/charts/gateways/istio-{ingress,egress}): labels
+        app/istio default to istio-ingressgateway/ingressgateway (egress: istio-egressgateway/egressgateway),
+        the component's `label` overrides them, and the Service selects pods by them."""
         objs: list[Obj] = []
-        for gw in (spec.get("components") or {}).get("ingressGateways") or []:
+        components = spec.get("components") or {}
+        kinds_of = [("IngressGateways", "ingress", g) for g in components.get("ingressGateways") or []]
+        kinds_of += [("EgressGateways", "egress", g) for g in components.get("egressGateways") or []]
+        for component, direction, gw in kinds_of:
             if not gw.get("enabled"):
                 continue
             gw_ns = gw.get("namespace") or rev.namespace
-            labels = {**self._owner_labels(rev, "IngressGateways"), "app": "istio-ingressgateway",
-                      "istio": "ingressgateway", **(gw.get("label") or {})}
+            labels = {**self._owner_labels(rev, component), "app": f"istio-{direction}gateway",
+                      "istio": f"{direction}gateway", **(gw.get("label") or {})}
             pod_labels = {k: v for k, v in labels.items() if not k.startswith(("operator.", "install."))}
             pod_labels[facts.INJECT_POD_LABEL] = "false"
             service_spec = ((gw.get("k8s") or {}).get("service")) or {}
@@ -193,9 +203,12 @@ class MeshModel:
                                                                         "image": facts.proxy_image(rev.version)}]}}}})
             objs.append({"apiVersion": "v1", "kind": "Service",
                          "metadata": {"name": gw["name"], "namespace": gw_ns, "labels": labels},
-                         "spec": {"type": service_spec.get("type", "LoadBalancer"),
+                         "spec": {"type": service_spec.get("type", "LoadBalancer" if direction == "ingress"
+                                                           else "ClusterIP"),
                                   "selector": {k: pod_labels[k] for k in ("app", "istio") if k in pod_labels},
-                                  "ports": service_spec.get("ports", [])}})
+                                  "ports": service_spec.get("ports") or [
+                                      {"name": "http2", "port": 80, "targetPort": 8080},
+                                      {"name": "https", "port": 443, "targetPort": 8443}]}})
             rev.gateways.append(f"{gw_ns}/{gw['name']}")
         return objs
 
@@ -299,6 +312,7 @@ class MeshModel:
         labels.setdefault("security.istio.io/tlsMode", "istio")
         labels.setdefault("service.istio.io/canonical-name", labels.get("app", pod["metadata"]["name"]))
         labels.setdefault("service.istio.io/canonical-revision", labels.get("version", "latest"))
+        self._prometheus_merge(revision, annotations, proxy)
         annotations[facts.REV_ANNOTATION] = revision_name
         annotations[facts.SIDECAR_STATUS_ANNOTATION] = json.dumps({
             "initContainers": [c["name"] for c in spec.get("initContainers", [])],
@@ -310,6 +324,21 @@ class MeshModel:
         revision.logs.append(f"info\tSidecar injection request for {pod['metadata']['namespace']}/"
                              f"{pod['metadata']['name']}")
         return pod
+
+    @staticmethod
+    def _prometheus_merge(revision: Revision, annotations: dict[str, str], proxy: dict[str, Any]) -> None:
+        """With meshConfig.enablePrometheusMerge (default true) a scraped pod's prometheus.io/* annotations are
+        replaced by the agent's merged endpoint, the originals kept in ISTIO_PROMETHEUS_ANNOTATIONS
+        (istio@1.30.3:pkg/kube/inject/webhook.go applyPrometheusMerge; status port 15020)."""
+        if not revision.mesh_config.get("enablePrometheusMerge", True):
+            return
+        if annotations.get("prometheus.io/scrape", "true").lower() == "false":
+            return
+        original = {k.split("/", 1)[1]: v for k, v in annotations.items() if k.startswith("prometheus.io/")}
+        if original:
+            proxy["env"].append({"name": "ISTIO_PROMETHEUS_ANNOTATIONS", "value": json.dumps(original)})
+        annotations.update({"prometheus.io/port": "15020", "prometheus.io/path": "/stats/prometheus",
+                            "prometheus.io/scrape": "true"})
 
     def _native_sidecars(self, version: IstioVersion, annotations: dict[str, str]) -> bool:
         """Auto since 1.27: native when every kubelet is >= 1.33 (pkg/kube/inject/webhook.go
@@ -386,7 +415,12 @@ class MeshModel:
                         findings.append(f"Error [IST0101] ({ref}) Referenced host not found: \"{host}\"")
         return self.cluster.hooks.apply("analyze_findings", findings, namespace=namespace)
 
+    def gateway_log(self, pod: Obj, line: str) -> None:
+        self.gateway_logs.setdefault((pod["metadata"]["namespace"], pod["metadata"]["name"]), []).append(line)
+
     def logs_for(self, namespace: str, pod: str, container: str) -> list[str]:
+        if (namespace, pod) in self.gateway_logs:
+            return self.gateway_logs[(namespace, pod)]
         for revision in self.revisions.values():
             if revision.namespace == namespace and pod.startswith(facts.istiod_name(revision.name) + "-"):
                 return revision.logs

@@ -57,7 +57,7 @@ class Router:
             gateways = {g if "/" in g else f"{namespace_of(vs)}/{g}" for g in vs["spec"].get("gateways") or []}
             if not gateways & names or not any(_host_matches(h, hostname) for h in vs["spec"].get("hosts", [])):
                 continue
-            route = self._match(vs, path, source_labels=None)
+            route = self._match(vs, path, source_labels=None, context=gateways & names)
             if route is not None:
                 return self._gateway_response(revision, self._forward(revision, vs, route, path, host))
         return self._gateway_response(revision, _response(404))
@@ -89,10 +89,65 @@ class Router:
             request = _service_ref(host, namespace_of(pod) or "")
             if not any(_service_ref(h, namespace_of(vs) or "") == request for h in vs["spec"].get("hosts", [])):
                 continue
-            route = self._match(vs, path, source_labels=labels_of(pod))
+            route = self._match(vs, path, source_labels=labels_of(pod), context={"mesh"})
             if route is not None:
                 return self._forward(revision, vs, route, path, host)
-        return self._call_service(revision, _service_ref(host, namespace_of(pod) or ""), {}, path, host)
+        return self._outbound(revision, pod, host, path)
+
+    def _outbound(self, revision: Revision, pod: Obj, host: str, path: str) -> HttpResponse:
+        """No route for the host: a Kubernetes Service, a ServiceEntry host, or (REGISTRY_ONLY) refused with
+        502 by the BlackHole route (istio@1.30.3:pilot/pkg/networking/core/httproute.go block_all)."""
+        ref = _service_ref(host, namespace_of(pod) or "")
+        if self.cluster.store.raw(kinds.SERVICE, ref[1], ref[0]) is not None:
+            return self._call_service(revision, ref, {}, path, host)
+        entry = self._service_entry(revision, host)
+        if entry is not None:
+            return self._to_service_entry(entry, path, host)
+        mode = (revision.mesh_config.get("outboundTrafficPolicy") or {}).get("mode", "ALLOW_ANY")
+        if mode == "REGISTRY_ONLY":
+            return _response(502)
+        target = self.cluster.pod_by_ip(host.split(":")[0])  # ALLOW_ANY: PassthroughCluster to the address
+        if target is not None and self.cluster.is_ready(target):
+            return self._app(target, path, host)
+        return HttpResponse(0, {}, f"Could not resolve host: {host}")
+
+    def _service_entry(self, revision: Revision, host: str) -> Obj | None:
+        hostname = host.split(":")[0]
+        for entry in self._visible(revision, kinds.SERVICE_ENTRY):
+            if hostname in (entry["spec"].get("hosts") or []):
+                return entry
+        return None
+
+    def _to_service_entry(self, entry: Obj, path: str, host: str) -> HttpResponse:
+        for endpoint in entry["spec"].get("endpoints") or []:
+            ref = _service_ref(endpoint.get("address", ""), namespace_of(entry) or "")
+            if self.cluster.store.raw(kinds.SERVICE, ref[1], ref[0]) is not None:
+                return self._call_service(None, ref, {}, path, host)
+        return _response(503, "no healthy upstream")
+
+    def _through_egress_gateway(self, gateway_pod: Obj, path: str, host: str) -> HttpResponse:
+        """A request arriving at an egress gateway: the routes bound to it decide where it goes; the gateway's
+        access log records it (meshConfig.accessLogFile)."""
+        revision = self.mesh.revisions.get(labels_of(gateway_pod).get(facts.REV_LABEL, ""))
+        hostname = host.split(":")[0]
+        response = _response(404)
+        if revision is not None:
+            bound = {f"{namespace_of(g)}/{name_of(g)}" for g in self._visible(revision, kinds.GATEWAY)
+                     if matches_selector(labels_of(gateway_pod), {"matchLabels": self._selector(g, revision)})}
+            for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
+                gateways = {g if "/" in g else f"{namespace_of(vs)}/{g}" for g in vs["spec"].get("gateways") or []}
+                if not gateways & bound or hostname not in vs["spec"].get("hosts", []):
+                    continue
+                route = self._match(vs, path, None, context=gateways & bound)
+                if route is None:
+                    continue
+                target = route["route"][0]["destination"]["host"]
+                entry = self._service_entry(revision, target)
+                response = self._to_service_entry(entry, path, host) if entry else _response(503)
+                break
+        self.mesh.gateway_log(gateway_pod, f'[{self.cluster.clock.now():.3f}] "GET {path} HTTP/1.1" '
+                                           f'{response.status} - "{hostname}" outbound|80||{hostname}')
+        return response
 
     # -- helpers ---------------------------------------------------------------------------------
     def _service_with_node_port(self, node_port: int) -> Obj | None:
@@ -117,10 +172,16 @@ class Router:
         return (pod["metadata"].get("annotations") or {}).get(facts.REV_ANNOTATION)
 
     @staticmethod
-    def _match(vs: Obj, path: str, source_labels: dict[str, str] | None) -> dict[str, Any] | None:
+    def _match(vs: Obj, path: str, source_labels: dict[str, str] | None,
+               context: set[str] | None = None) -> dict[str, Any] | None:
+        """`context`: "mesh" for sidecars, or the namespace/name of the gateway applying the route."""
         for route in vs["spec"].get("http", []):
             matches = route.get("match") or [{}]
             for match in matches:
+                wanted_gateways = {g if "/" in g or g == "mesh" else f"{namespace_of(vs)}/{g}"
+                                   for g in match.get("gateways") or []}
+                if wanted_gateways and context is not None and not wanted_gateways & context:
+                    continue
                 uri = match.get("uri") or {}
                 if "exact" in uri and path != uri["exact"]:
                     continue
@@ -175,6 +236,8 @@ class Router:
     # -- the sample apps -------------------------------------------------------------------------
     def _app(self, pod: Obj, path: str, host: str) -> HttpResponse:
         labels = labels_of(pod)
+        if labels.get("istio") == "egressgateway":
+            return self._through_egress_gateway(pod, path, host)
         app, version, podname = labels.get("app", ""), labels.get("version", "v1"), name_of(pod)
         ns = namespace_of(pod) or ""
         if app == "productpage":
@@ -187,7 +250,7 @@ class Router:
         if app == "nginx-sample":
             return _response(200, "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head>"
                                   f"<body>{podname}</body></html>", **{"content-type": "text/html"})
-        if app == "echo-sample":
+        if app in ("echo-sample", "external-http"):
             return _response(200, json.dumps({"path": path, "host": host, "pod": podname, "namespace": ns}),
                              **{"content-type": "application/json"})
         return _response(200, f"{app} {version} {podname}")

@@ -1,0 +1,71 @@
+"""Egress: mesh traffic to an external host leaves through the revision's egress gateway."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mesh import MeshSetup
+from multirev.backends.base import HttpResponse
+from multirev.conformance import conformance
+from multirev.istio import facts
+from multirev.kube import kinds
+from multirev.traffic import mesh_get
+from multirev.waits import Observation, wait_problem
+from suites.conftest import CLIENT, assert_no_problems
+from suites.scenario import READY_TIMEOUT, apply_and_await_push
+
+EXTERNAL_HOST = "external.multirev.invalid"  # exists only in the ServiceEntry
+EXTERNAL_NAMESPACE = "egress-external"
+
+
+def egress_gateway_logs(mesh: MeshSetup, role: str) -> str:
+    plan = mesh.plan.plane(role)
+    pods = mesh.cluster.list(kinds.POD, plan.plane.namespace, labels={"istio": "egressgateway",
+                                                                       facts.REV_LABEL: plan.plane.revision})
+    return "\n".join(mesh.cluster.pod_logs(plan.plane.namespace, p["metadata"]["name"], facts.PROXY_CONTAINER)
+                     for p in pods)
+
+
+def external_pod_ip(mesh: MeshSetup) -> str | None:
+    for pod in mesh.cluster.list(kinds.POD, EXTERNAL_NAMESPACE, labels={"app": "external-http"}):
+        if pod.get("status", {}).get("podIP"):
+            return pod["status"]["podIP"]
+    return None
+
+
+@pytest.mark.parametrize("role", ["stable", "canary"])
+@conformance(feature="egress", manifests=CLIENT)
+def test_egress_through_egress_gateway(mesh: MeshSetup, role: str) -> None:
+    """Certifies that an in-mesh client reaches an "external" HTTP service (outside the mesh, known only by a
+    ServiceEntry host that exists nowhere else) through the revision's egress gateway, whose access log shows
+    the request, and that with outboundTrafficPolicy REGISTRY_ONLY a destination without a ServiceEntry (the
+    external service's pod address) is refused."""
+    plane = mesh.plan.plane(role).plane
+    namespace = plane.app_namespaces[0]
+    mesh.apply("egress/external-service.yaml", role, EXTERNAL_NAMESPACE)
+    apply_and_await_push(mesh, role, "egress/egress-via-gateway.yaml",
+                         f"VirtualService/{namespace}/external-via-egress")
+    probe_path = f"/egress-probe-{mesh.plan.run_id}-{role}"
+    url = f"http://{EXTERNAL_HOST}{probe_path}"
+
+    def reached() -> Observation[HttpResponse]:
+        response = mesh_get(mesh.cluster, namespace, url)
+        return Observation(response.status == 200, response, f"HTTP {response.status} {response.body[:100]}")
+
+    problems = []
+    waited = wait_problem(f"GET {url} from {namespace} to answer 200", reached, clock=mesh.cluster.clock,
+                          timeout=READY_TIMEOUT, interval=3)
+    if waited:
+        problems.append(waited)
+    elif probe_path not in egress_gateway_logs(mesh, role):
+        problems.append(f"GET {url} from {namespace} succeeded without passing the {role} egress gateway "
+                        f"({plane.namespace}, revision {plane.revision}): its access log has no {probe_path}")
+    address = external_pod_ip(mesh)
+    if address is None:
+        problems.append(f"no pod address for the external service in {EXTERNAL_NAMESPACE}")
+    else:
+        refused = mesh_get(mesh.cluster, namespace, f"http://{address}/")
+        if refused.status == 200:
+            problems.append(f"GET http://{address}/ (no ServiceEntry) from {namespace} answered 200; "
+                            "REGISTRY_ONLY should refuse it")
+    assert_no_problems(problems, f"egress ({role})")
