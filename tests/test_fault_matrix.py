@@ -96,3 +96,10 @@ def test_canary_selection_runs_alone_without_uninstall(tmp_path: Path) -> None:
     for needed in ("test_control_planes", "test_revision_tags", "test_injection", "test_webhooks",
                    "test_gateway_traffic", "test_canary_upgrade"):
         assert any(needed in node for node in run.outcomes), needed
+
+
+def test_docs_list_every_fault() -> None:
+    """docs/faults.md keeps up with the catalog."""
+    from multirev.paths import PROJECT_ROOT
+    text = (PROJECT_ROOT / "docs" / "faults.md").read_text()
+    assert [f["name"] for f in CATALOG if f"`{f['name']}`" not in text] == []
