@@ -17,7 +17,7 @@ from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL
 
 # Namespaced kinds the run may create, removed by run-id label at teardown (cluster-scoped ones too).
-CLEANUP_KINDS = (kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP)
+CLEANUP_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP)
 
 
 @dataclass
