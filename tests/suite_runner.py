@@ -17,6 +17,7 @@ class SuiteRun:
     returncode: int
     output: str
     outcomes: dict[str, dict]
+    report: dict
 
     def failed(self) -> set[str]:
         return {node for node, entry in self.outcomes.items() if entry["outcome"] in ("failed", "error")}
@@ -30,9 +31,11 @@ def run_suites(reports: Path, *args: str, timeout: float = 120) -> SuiteRun:
             *args]
     proc = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    outcomes_file = reports / "outcomes-main.json"
-    outcomes = json.loads(outcomes_file.read_text())["tests"] if outcomes_file.exists() else {}
-    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, outcomes)
+    report_file = reports / "conformance.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {"features": {}}
+    outcomes = {t["nodeid"]: {**t, "feature": name, "message": t.get("message", "")}
+                for name, feature in report["features"].items() for t in feature["tests"]}
+    return SuiteRun(proc.returncode, proc.stdout + proc.stderr, outcomes, report)
 
 
 def catalog(*args: str) -> list[dict]:

@@ -1,0 +1,1 @@
+"""Turning test outcomes into the per-feature conformance report (JSON and Markdown)."""
