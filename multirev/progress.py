@@ -8,15 +8,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import allure
+
 log = logging.getLogger("multirev")
 
 
 @contextmanager
 def step(what: str) -> Iterator[None]:
+    """A long action: logged live with its duration, and an allure step of the test it runs in."""
     started = time.monotonic()
     _say(f"[multirev] {what} ...")
     try:
-        yield
+        with allure.step(what):
+            yield
     except BaseException:
         _say(f"[multirev] {what}: failed after {time.monotonic() - started:.1f}s")
         raise

@@ -8,6 +8,7 @@ from multirev.checks.discovery import check_discovery
 from multirev.checks.xds import push_lines
 from multirev.istio import facts
 from multirev.observe import istiod_logs, istiod_ref, workload_pods
+from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
 
@@ -31,7 +32,8 @@ def apply_and_await_push(mesh: MeshSetup, role: str, manifest: str, key: str) ->
     settle. Only a sync aid: a missing push line is the xDS test's verdict, wrong behaviour the caller's."""
     plane = mesh.plan.plane(role).plane
     before = len(push_lines(istiod_logs(mesh.cluster, plane), key))
-    mesh.apply(manifest, role, plane.app_namespaces[0])
+    with step(f"apply {manifest} in {plane.app_namespaces[0]}"):
+        mesh.apply(manifest, role, plane.app_namespaces[0])
 
     def pushed() -> Observation[None]:
         count = len(push_lines(istiod_logs(mesh.cluster, plane), key))

@@ -35,7 +35,8 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
     send(mesh, namespace, tally, REQUESTS_PER_TICK)
     if source.uses_discovery_selectors:
         # Let both istiods see the namespace while its pods move, then relabel it for the target's tag.
-        cluster.label(kinds.NAMESPACE, namespace, {**target.discovery_labels, facts.REV_LABEL: target.plane.tag})
+        with step(f"relabel namespace {namespace} istio.io/rev={target.plane.tag}"):
+            cluster.label(kinds.NAMESPACE, namespace, {**target.discovery_labels, facts.REV_LABEL: target.plane.tag})
     else:
         # Shared layout: move the namespace's tag to the target revision (classic in-place canary upgrade).
         result = mesh.istioctl(target.role).tag_set(namespace_tag, target.plane.revision, target.plane.namespace,

@@ -11,6 +11,7 @@ from multirev.istio import facts, operator
 from multirev.istio.capabilities import supports
 from multirev.kube import kinds
 from multirev.observe import workload_pods
+from multirev.progress import step
 from multirev.waits import Observation, wait_problem
 from suites.conftest import assert_no_problems
 from suites.scenario import READY_TIMEOUT, wait_rolled_out
@@ -33,15 +34,17 @@ def prometheus_annotations(mesh: MeshSetup, namespace: str) -> list[tuple[str, d
 
 
 def restart_and_read(mesh: MeshSetup, namespace: str) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
-    mesh.cluster.rollout_restart(namespace, APP)
-    problem = wait_rolled_out(mesh, namespace, APP)
+    with step(f"rollout restart {namespace}/{APP}"):
+        mesh.cluster.rollout_restart(namespace, APP)
+        problem = wait_rolled_out(mesh, namespace, APP)
     return ([problem] if problem else []), prometheus_annotations(mesh, namespace)
 
 
 def reinstall(mesh: MeshSetup, role: str, settings: dict) -> list[str]:
     plane = mesh.plan.plane(role)
     iop = operator.write(plane, mesh.work_dir / "reapply", mesh_config=settings)
-    result = mesh.istioctl(role).install(iop)
+    with step(f"istioctl install -f (revision {plane.plane.revision}, meshConfig {settings or 'as set up'})"):
+        result = mesh.istioctl(role).install(iop)
     if result.returncode != 0:
         return [f"re-running `istioctl install -f` for {plane.plane.revision} failed: {result.stderr.strip()[-300:]}"]
     return []

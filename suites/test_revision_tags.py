@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.mesh import MeshSetup
+from multirev import attach
 from multirev.checks.tags import TagState, check_tag
 from multirev.conformance import conformance
 from multirev.istio import facts
@@ -20,6 +21,7 @@ def test_revision_tag_maps_to_intended_revision(mesh: MeshSetup, role: str) -> N
     labelled with it, and that the tag's MutatingWebhookConfiguration carries that revision."""
     plane = mesh.plan.plane(role).plane
     listing, rows = mesh.istioctl(role).tag_list(plane.namespace)
+    attach.text("istioctl tag list", listing.stdout + listing.stderr)
     state = TagState(
         tag_set=mesh.tag_sets.get(role),
         tag_list=listing,

@@ -11,6 +11,7 @@ from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, ref
 from multirev.plan import RUN_ID_LABEL
+from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
 from suites.conftest import BOOKINFO, assert_no_problems
@@ -50,7 +51,8 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup) -> None:
     revision (namespaced and cluster-scoped, its tag webhooks included) within a bounded time, and that the
     stable revision's Bookinfo still returns 200 through the stable gateway afterwards."""
     canary = mesh.plan.plane("canary").plane
-    result = mesh.istioctl("canary").uninstall_revision(canary.revision)
+    with step(f"istioctl uninstall --revision {canary.revision}"):
+        result = mesh.istioctl("canary").uninstall_revision(canary.revision)
     problems = []
     if result.returncode != 0:
         problems.append(f"`istioctl uninstall --revision {canary.revision}` failed: {result.stderr.strip()[-300:]}")
@@ -70,7 +72,8 @@ def test_purge_leaves_nothing(mesh: MeshSetup, record_property: pytest.RecordPro
     since a purge also removes Istio objects this run did not create."""
     if not mesh.backend.may_destroy_foreign():
         pytest.skip("a purge removes Istio objects this run did not create; pass --allow-destructive")
-    result = mesh.istioctl("stable").uninstall_purge()
+    with step("istioctl uninstall --purge"):
+        result = mesh.istioctl("stable").uninstall_purge()
     problems = []
     if result.returncode != 0:
         problems.append(f"`istioctl uninstall --purge` failed: {result.stderr.strip()[-300:]}")

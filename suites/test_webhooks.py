@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fixtures.mesh import MeshSetup
+from multirev import attach
 from multirev.checks.webhooks import check_webhook_services
 from multirev.conformance import conformance
 from multirev.kube import kinds
@@ -19,4 +20,8 @@ def test_injector_webhooks_point_at_existing_services(mesh: MeshSetup) -> None:
     webhooks = cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
     services = cluster.list(kinds.SERVICE)
     assert webhooks, "no MutatingWebhookConfiguration labelled app=sidecar-injector exists"
+    attach.text("webhook service references", "\n".join(
+        f"{w['metadata']['name']} {e['name']} -> {e['clientConfig']['service']['namespace']}/"
+        f"{e['clientConfig']['service']['name']}" for w in webhooks for e in w.get("webhooks", [])
+        if (e.get("clientConfig") or {}).get("service")))
     assert_no_problems(check_webhook_services(webhooks, services), "injector webhooks")

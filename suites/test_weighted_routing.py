@@ -7,8 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from fixtures.mesh import MeshSetup
+from multirev import attach
 from multirev.conformance import conformance
-from multirev.stats import judge_weights
+from multirev.progress import step
+from multirev.report.chart import share_chart
+from multirev.stats import LOOKS, judge_weights
 from multirev.traffic import gateway_get, reviews_version
 from suites.conftest import BOOKINFO, assert_no_problems
 from suites.scenario import apply_and_await_push, wait_until_served
@@ -39,9 +42,16 @@ def test_reviews_weighted_split(mesh: MeshSetup, role: str, split: str,
         for _ in range(n):
             yield reviews_version(gateway_get(mesh.cluster, mesh.endpoint(role), REVIEWS_PATH, "bookinfo.example"))
 
-    verdict = judge_weights(draw, expected)
+    with step(f"traffic burst through the {role} gateway (sequential test, up to {LOOKS[-1]} requests)"):
+        verdict = judge_weights(draw, expected)
     record_property("requests", verdict.requests)
     record_property("shares", verdict.table())
+    attach.text("routing tallies", f"{verdict.reason}\nrequests used: {verdict.requests}\n"
+                                   + verdict.table().replace("; ", "\n"))
+    attach.png("observed vs expected share (grey expected, blue observed, red interval; "
+               + " | ".join(verdict.subsets) + ")",
+               share_chart([(name, r.expected, r.share(verdict.requests), r.low, r.high)
+                            for name, r in verdict.subsets.items()]))
     if not verdict.passed:
         problems.append(f"reviews split {split} through the {role} gateway: {verdict.reason} after "
                         f"{verdict.requests} requests; {verdict.table()}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.mesh import MeshSetup
+from multirev import attach
 from multirev.checks.xds import check_push_isolation, push_lines
 from multirev.conformance import conformance
 from multirev.istio import facts
@@ -55,8 +56,10 @@ def test_config_pushed_only_by_own_istiod(mesh: MeshSetup, role: str) -> None:
                                timeout=PUSH_TIMEOUT)
         # Expected to time out: the other istiod should never push the probe.
         wait_problem(f"{istiod_ref(other.plane)} to push {key}", other_pushed, clock=cluster.clock, timeout=GRACE)
-        problems += check_push_isolation(key, istiod_ref(own.plane), istiod_logs(cluster, own.plane),
-                                         istiod_ref(other.plane), istiod_logs(cluster, other.plane))
+        own_logs, other_logs = istiod_logs(cluster, own.plane), istiod_logs(cluster, other.plane)
+        attach.text(f"push lines for {key}", f"{istiod_ref(own.plane)}:\n" + "\n".join(push_lines(own_logs, key))
+                    + f"\n\n{istiod_ref(other.plane)}:\n" + "\n".join(push_lines(other_logs, key)))
+        problems += check_push_isolation(key, istiod_ref(own.plane), own_logs, istiod_ref(other.plane), other_logs)
         if missing and problems:
             problems.append(missing)
     finally:
