@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _PATTERNS = [
     # PEM blocks (certificates, keys)
@@ -33,3 +34,25 @@ def redact_argv(argv: list[str]) -> list[str]:
         out.append("<redacted>" if hide_next else redact_text(arg))
         hide_next = arg in SECRET_FLAGS
     return out
+
+
+_SENSITIVE = re.compile(r"(token|passw(or)?d|secret|credential|private[-_]?key|api[-_]?key|client-key)", re.I)
+REDACTED = "<redacted>"
+
+
+def scrub(value: Any, key: str = "") -> Any:
+    """Redact a Kubernetes object structurally: Secret data, values under sensitive-looking keys, env
+    entries with sensitive names; then every string by `redact_text`."""
+    if isinstance(value, dict):
+        if value.get("kind") == "Secret":
+            value = {**value, **{k: dict.fromkeys(value[k], REDACTED) for k in ("data", "stringData")
+                                 if isinstance(value.get(k), dict)}}
+        if isinstance(value.get("name"), str) and "value" in value and _SENSITIVE.search(value["name"]):
+            value = {**value, "value": REDACTED}
+        return {k: (REDACTED if _SENSITIVE.search(k) and isinstance(v, str) else scrub(v, k))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, key) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value

@@ -110,6 +110,10 @@ class Istioctl:
     def proxy_config_bootstrap(self, pod: str, namespace: str) -> Completed:
         return self._run("proxy-config", "bootstrap", f"{pod}.{namespace}", "-o", "json")
 
+    def proxy_status(self, revision: str) -> Completed:
+        """`proxy-status -r <rev>`: which proxies a revision's istiod serves (istioctl/pkg/proxystatus)."""
+        return self._run("proxy-status", "--revision", revision)
+
     def analyze(self, namespace: str) -> Completed:
         return self._run("analyze", "--namespace", namespace)
 

@@ -248,6 +248,7 @@ class SimulatedCluster:
         if ns is None:
             raise AdmissionDenied(f'namespaces "{namespace}" not found')
         pod = self._mutate(pod, labels_of(ns))
+        pod = self.hooks.apply("pod_admitted", pod, namespace=namespace)
         stored = self.store.put(kinds.POD, pod)
         ready = self.mesh.pod_becomes_ready(stored) if self.mesh else True
         key = (namespace, stored["metadata"]["name"])

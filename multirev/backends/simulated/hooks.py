@@ -21,6 +21,7 @@ POINTS = {
     "mesh_config": "the meshConfig an `istioctl install` applies (ctx: revision, previous: the revision's current "
                    "meshConfig or None on first install, install_order)",
     "uninstall_targets": "the objects `istioctl uninstall` deletes (ctx: mode revision|purge, revision, all_objects)",
+    "pod_admitted": "a Pod after mutating admission, as it is stored (ctx: namespace)",
     "istio_config": "an Istio config object (Gateway, VirtualService, ...) as it is stored when applied",
     "gateway_selector": "the pod selector of a Gateway as a revision's gateway reads it (ctx: gateway, install_order)",
     "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",

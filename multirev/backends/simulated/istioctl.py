@@ -41,6 +41,7 @@ COMMAND_FLAGS: dict[str, tuple[dict[str, str], set[str]]] = {
     "tag remove": ({}, {"-y", "--skip-confirmation"}),
     "proxy-config bootstrap": ({"-o": "output", "--output": "output"}, set()),
     "analyze": ({}, {"--all-namespaces", "-A"}),
+    "proxy-status": ({"--revision": "revision", "-r": "revision"}, set()),
 }
 
 
@@ -238,6 +239,28 @@ class SimulatedIstioctl:
                                             "metadata": {"PROXY_CONFIG": proxy_config,
                                                          "ISTIO_VERSION": facts.image_tag(proxies[0]["image"])}}}}
         return json.dumps(bootstrap, indent=2) + "\n", "", 0
+
+    def _proxy_status(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
+        """Header per version: NAME CLUSTER CDS LDS EDS RDS ECDS ISTIOD VERSION (1.18/1.19),
+        NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES (1.29/1.30) (istioctl/pkg/proxystatus)."""
+        revision = str(flags.get("revision") or "")
+        rows = []
+        for pod in self.cluster.store.list(kinds.POD):
+            annotations = pod["metadata"].get("annotations") or {}
+            if revision and annotations.get(facts.REV_ANNOTATION) != revision:
+                continue
+            if facts.SIDECAR_STATUS_ANNOTATION not in annotations:
+                continue
+            rev = annotations[facts.REV_ANNOTATION]
+            name = f"{pod['metadata']['name']}.{pod['metadata']['namespace']}"
+            rows.append((name, f"{facts.istiod_name(rev)}-0", rev))
+        if supports(version, "proxy-status-subscribed-types"):
+            lines = ["NAME  CLUSTER  ISTIOD  VERSION  SUBSCRIBED TYPES"]
+            lines += [f"{n}  Kubernetes  {i}  {version}  4 (CDS,LDS,EDS,RDS)" for n, i, _ in rows]
+        else:
+            lines = ["NAME  CLUSTER  CDS  LDS  EDS  RDS  ECDS  ISTIOD  VERSION"]
+            lines += [f"{n}  Kubernetes  SYNCED  SYNCED  SYNCED  SYNCED  NOT SENT  {i}  {version}" for n, i, _ in rows]
+        return "\n".join(lines) + "\n", "", 0
 
     def _analyze(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
         """Clean: `✔ No validation issues found when analyzing namespace: <ns>.` on stderr, exit 0; error-level
