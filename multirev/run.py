@@ -45,6 +45,7 @@ class RunConfig:
     sim_seed: int = 1
     faults: list[Fault] = field(default_factory=list)
     worker: str = "main"
+    assumed_facts_of: str | None = None
 
     @property
     def plan(self) -> MeshPlan:

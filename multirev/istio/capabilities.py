@@ -112,6 +112,28 @@ KUBERNETES_SUPPORT: dict[Minor, tuple[KubeVersion, KubeVersion]] = {
 KUBERNETES_SUPPORT_SOURCE = "istio/istio.io:data/compatibility/supportStatus.yml"
 
 _BY_NAME = {row.name: row for row in CAPABILITIES}
+# Set by --assume-facts-of for prereleases of a minor the table does not know yet (nightly CI).
+_ASSUMED_LIKE: list[Minor] = []
+
+
+def assume_facts_of(text: str) -> Minor:
+    """Let minors newer than every known one borrow `text`'s Kubernetes range (an explicit, reported choice)."""
+    try:
+        major, minor = (int(part) for part in text.strip().split(".")[:2])
+    except ValueError as exc:
+        raise UsageError(f"--assume-facts-of takes a minor such as 1.30, not '{text}'") from exc
+    if (major, minor) not in KUBERNETES_SUPPORT:
+        raise UsageError(f"--assume-facts-of {text}: the suite has no facts for that minor either")
+    _ASSUMED_LIKE[:] = [(major, minor)]
+    return (major, minor)
+
+
+def _facts_minor(version: IstioVersion) -> Minor:
+    if version.minor_line in KUBERNETES_SUPPORT:
+        return version.minor_line
+    if _ASSUMED_LIKE and version.minor_line > max(KUBERNETES_SUPPORT):
+        return _ASSUMED_LIKE[0]
+    return version.minor_line
 
 
 def known_minors() -> str:
@@ -121,10 +143,11 @@ def known_minors() -> str:
 
 def check_known(version: IstioVersion) -> None:
     """Refuse a version whose minor this suite has no cited facts for."""
-    if version.minor_line not in KUBERNETES_SUPPORT:
+    if _facts_minor(version) not in KUBERNETES_SUPPORT:
         raise UsageError(
             f"unknown Istio version {version}: this suite has checked facts for minors "
-            f"{known_minors()} only"
+            f"{known_minors()} only (for a newer prerelease, --assume-facts-of {max(KUBERNETES_SUPPORT)[0]}."
+            f"{max(KUBERNETES_SUPPORT)[1]} borrows the newest minor's facts)"
         )
 
 
@@ -137,4 +160,4 @@ def supports(version: IstioVersion, name: str) -> bool:
 
 def kubernetes_range(version: IstioVersion) -> tuple[KubeVersion, KubeVersion]:
     check_known(version)
-    return KUBERNETES_SUPPORT[version.minor_line]
+    return KUBERNETES_SUPPORT[_facts_minor(version)]

@@ -88,6 +88,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("faults"):
         lines.append(f"| injected faults | {', '.join(report['faults'])} |")
+    for note in report.get("notes") or []:
+        lines.append(f"| note | {note} |")
     lines += ["", "| feature | result | tests |", "|---|---|---|"]
     for name, feature in report["features"].items():
         result = feature["result"].upper() if feature["result"] == "failed" else feature["result"]
