@@ -15,6 +15,7 @@ from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL
+from multirev.progress import step
 
 # Namespaced kinds the run may create, removed by run-id label at teardown (cluster-scoped ones too).
 CLEANUP_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP)
@@ -67,7 +68,8 @@ class ExistingBackend(Backend):
             self._cluster.delete(kinds.NAMESPACE, ns["metadata"]["name"])
 
     def istioctl(self, version: IstioVersion) -> Istioctl:
-        release = ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache)
+        with step(f"Istio {version} release (download and verify unless cached)"):
+            release = ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache)
         tool = Istioctl(str(release.istioctl), version, self.runner,
                         KubeTarget(self.options.kubeconfig, self.options.context))
         tool.verify_version()

@@ -19,6 +19,7 @@ from multirev.istio.versions import IstioVersion
 from multirev.kind.binary import ensure_kind
 from multirev.kind.config import cluster_config, host_ports
 from multirev.kind.images import NodeImage
+from multirev.progress import step
 
 DOCKER_CHECK_TIMEOUT = 8.0
 CREATE_TIMEOUT = 600.0
@@ -63,7 +64,8 @@ class KindBackend(Backend):
 
     def _kind_binary(self) -> str:
         if self._kind is None:
-            self._kind = str(ensure_kind(self.options.node_image.kind_version, cache=self.options.cache))
+            with step(f"kind {self.options.node_image.kind_version} binary (download and verify unless cached)"):
+                self._kind = str(ensure_kind(self.options.node_image.kind_version, cache=self.options.cache))
         return self._kind
 
     def _exists(self) -> bool:
@@ -80,16 +82,20 @@ class KindBackend(Backend):
                                                              self.options.host_port_base)))
         if not (self.options.keep_cluster and self._exists()):
             # Flags: kind@v0.32.0:pkg/cmd/kind/create/cluster/createcluster.go (--wait needs units).
-            self.runner.run([kind, "create", "cluster", "--name", self.options.cluster_name,
-                             "--image", self.options.node_image.image, "--config", str(config_file),
-                             "--kubeconfig", str(self.kubeconfig), "--wait", "120s"],
-                            timeout=CREATE_TIMEOUT).check()
+            with step(f"kind create cluster {self.options.cluster_name}"):
+                self._create(kind, config_file)
             self._created = True
         else:
             self.runner.run([kind, "export", "kubeconfig", "--name", self.options.cluster_name,
                              "--kubeconfig", str(self.kubeconfig)], timeout=60).check()
         self._cluster = KubeCluster(load_api_client(str(self.kubeconfig), None), self.clock)
         return self._cluster
+
+    def _create(self, kind: str, config_file: Path) -> None:
+        self.runner.run([kind, "create", "cluster", "--name", self.options.cluster_name,
+                         "--image", self.options.node_image.image, "--config", str(config_file),
+                         "--kubeconfig", str(self.kubeconfig), "--wait", "120s"],
+                        timeout=CREATE_TIMEOUT).check()
 
     def stop(self) -> None:
         if self.options.keep_cluster or not self._created:
@@ -101,7 +107,8 @@ class KindBackend(Backend):
             raise EnvironmentProblem(f"could not delete kind cluster {self.options.cluster_name}: {exc}") from exc
 
     def istioctl(self, version: IstioVersion) -> Istioctl:
-        release = ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache)
+        with step(f"Istio {version} release (download and verify unless cached)"):
+            release = ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache)
         tool = Istioctl(str(release.istioctl), version, self.runner, KubeTarget(str(self.kubeconfig)))
         tool.verify_version()
         return tool
