@@ -19,6 +19,9 @@ EXTERNAL_NAMESPACE = "egress-external"
 
 
 def egress_gateway_logs(mesh: MeshSetup, role: str) -> str:
+    """The egress gateway's access log (container istio-proxy: gateways/istio-egress/templates/deployment.yaml);
+    with meshConfig.accessLogFile set, each request's line carries its path
+    (istio@1.30.3:pilot/pkg/model/telemetry_logging.go EnvoyTextLogFormat)."""
     plan = mesh.plan.plane(role)
     pods = mesh.cluster.list(kinds.POD, plan.plane.namespace, labels={"istio": "egressgateway",
                                                                        facts.REV_LABEL: plan.plane.revision})
