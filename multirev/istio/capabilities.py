@@ -102,6 +102,10 @@ KUBERNETES_SUPPORT: dict[Minor, tuple[KubeVersion, KubeVersion]] = {
     (1, 20): (KubeVersion(1, 25), KubeVersion(1, 29)),
     (1, 21): (KubeVersion(1, 26), KubeVersion(1, 29)),
     (1, 22): (KubeVersion(1, 27), KubeVersion(1, 30)),
+    # 1.23-1.25: istio.io content/en/news/releases/1.2x.x/announcing-1.2x/_index.md ("officially supported on")
+    (1, 23): (KubeVersion(1, 27), KubeVersion(1, 30)),
+    (1, 24): (KubeVersion(1, 28), KubeVersion(1, 31)),
+    (1, 25): (KubeVersion(1, 29), KubeVersion(1, 32)),
     (1, 26): (KubeVersion(1, 29), KubeVersion(1, 33)),
     (1, 27): (KubeVersion(1, 29), KubeVersion(1, 33)),
     (1, 28): (KubeVersion(1, 30), KubeVersion(1, 34)),

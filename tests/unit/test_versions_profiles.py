@@ -39,6 +39,8 @@ def test_unknown_minor_is_refused() -> None:
 def test_common_kubernetes_ranges() -> None:
     assert str(common_kubernetes(V("1.18.5"), V("1.19.3"))) == "1.25-1.27"
     assert str(common_kubernetes(V("1.29.6"), V("1.30.3"))) == "1.32-1.35"
+    assert str(common_kubernetes(V("1.23.6"), V("1.24.6"))) == "1.28-1.30"
+    assert str(common_kubernetes(V("1.24.6"), V("1.25.2"))) == "1.29-1.31"
     with pytest.raises(UsageError, match="no Kubernetes version runs both"):
         common_kubernetes(V("1.18.5"), V("1.30.3"))
 
