@@ -185,6 +185,15 @@ def _gateway_selects_nothing(hooks: Hooks) -> None:
     hooks.add("gateway_selector", no_pods)
 
 
+@fault("gateway-port-mismatch",
+       "The canary's samples Gateway declares server port 9090, which no gateway Service port or listener uses.",
+       must_fail=[f"{GATEWAY}[canary]"])
+def _gateway_port_mismatch(hooks: Hooks) -> None:
+    def wrong_port(number: int, *, gateway: str, install_order: int, **_: Any) -> int:
+        return 9090 if gateway == "samples-gateway" and install_order == 2 else number
+    hooks.add("gateway_server_port", wrong_port)
+
+
 @fault("gateway-503", "The canary ingress gateway answers every routed request with 503 no healthy upstream.",
        must_fail=[f"{GATEWAY}[canary]", f"{WEIGHTED}[canary"])
 def _gateway_503(hooks: Hooks) -> None:

@@ -24,6 +24,8 @@ POINTS = {
     "pod_admitted": "a Pod after mutating admission, as it is stored (ctx: namespace)",
     "istio_config": "an Istio config object (Gateway, VirtualService, ...) as it is stored when applied",
     "gateway_selector": "the pod selector of a Gateway as a revision's gateway reads it (ctx: gateway, install_order)",
+    "gateway_server_port": "the port number of a Gateway server as a revision's gateway reads it (ctx: gateway, "
+                           "install_order)",
     "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",
     "proxy_discovery_address": "the istiod address an injected proxy connects to (ctx: revision, install_order, "
                                "restarted, addresses: install_order -> address)",

@@ -49,9 +49,12 @@ class Router:
         if revision is None:
             return _response(503, "no healthy upstream")
         hostname = host.split(":")[0]
+        listener = self._target_port(service, node_port)
         bound = [g for g in self._visible(revision, kinds.GATEWAY)
                  if matches_selector(labels_of(gateway_pod), {"matchLabels": self._selector(g, revision)})
-                 and any(_host_matches(h, hostname) for s in g["spec"].get("servers", []) for h in s.get("hosts", []))]
+                 and any(self._listener_port(g, s, gateway_pod, revision) == listener
+                         and any(_host_matches(h, hostname) for h in s.get("hosts", []))
+                         for s in g["spec"].get("servers", []))]
         names = {f"{namespace_of(g)}/{name_of(g)}" for g in bound}
         for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
             gateways = {g if "/" in g else f"{namespace_of(vs)}/{g}" for g in vs["spec"].get("gateways") or []}
@@ -150,6 +153,28 @@ class Router:
         return response
 
     # -- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _target_port(service: Obj, node_port: int) -> int:
+        port = next(p for p in service["spec"].get("ports", []) if p.get("nodePort") == node_port)
+        return int(port.get("targetPort") or port["port"])
+
+    def _listener_port(self, gateway: Obj, server: dict[str, Any], gateway_pod: Obj, revision: Revision) -> int | None:
+        """The port a Gateway server listens on in a selector-based gateway pod: a number equal to a Service
+        port of the pod becomes that port's targetPort, any other number is used as is, and the unprivileged
+        gateway skips ports below 1024 (istio@1.18.5 and 1.30.3: pilot/pkg/model/gateway.go resolvePorts;
+        pilot/pkg/networking/core/v1alpha3/gateway.go buildGatewayListeners)."""
+        number = self.cluster.hooks.apply("gateway_server_port", int((server.get("port") or {}).get("number", 0)),
+                                          gateway=name_of(gateway), install_order=revision.install_order)
+        for svc in self.cluster.store.raw_list(kinds.SERVICE, namespace_of(gateway_pod)):
+            selector = svc["spec"].get("selector") or {}
+            if not selector or not matches_selector(labels_of(gateway_pod), {"matchLabels": selector}):
+                continue
+            for port in svc["spec"].get("ports", []):
+                if port.get("port") == number:
+                    number = int(port.get("targetPort") or number)
+                    break
+        return number if number >= 1024 else None
+
     def _service_with_node_port(self, node_port: int) -> Obj | None:
         for svc in self.cluster.store.raw_list(kinds.SERVICE):
             if any(p.get("nodePort") == node_port for p in svc["spec"].get("ports", [])):
