@@ -2,7 +2,9 @@
 
 A fault breaks one behaviour of the model by attaching functions to its hook points
 (multirev/backends/simulated/hooks.py). ``must_fail`` lists the suite node ids (or node-id
-prefixes) the fault must make fail; every other conformance test must still pass.
+prefixes) the fault must make fail; every other conformance test must still pass. ``must_fail_when``
+adds tests that also fail when the canary's Istio version has a capability (multirev/istio/capabilities.py),
+for faults whose consequences differ between Istio versions.
 
 Writing a fault in a plugin file (load it with ``--sim-fault-plugin PATH``)::
 
@@ -23,7 +25,10 @@ from typing import Any
 
 from multirev.backends.simulated.hooks import Hooks
 from multirev.errors import UsageError
+from multirev.istio.capabilities import CAPABILITIES
 from multirev.istio.versions import IstioVersion
+
+CAPABILITY_NAMES = frozenset(row.name for row in CAPABILITIES)
 
 
 @dataclass(frozen=True)
@@ -32,19 +37,29 @@ class Fault:
     description: str
     must_fail: tuple[str, ...]
     install: Callable[[Hooks], None]
+    # Version-dependent cascades: capability name -> tests that also fail when the canary's Istio has it.
+    must_fail_when: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "must_fail": list(self.must_fail)}
+        entry: dict[str, Any] = {"name": self.name, "description": self.description, "must_fail": list(self.must_fail)}
+        if self.must_fail_when:
+            entry["must_fail_when"] = {cap: list(tests) for cap, tests in self.must_fail_when}
+        return entry
 
 
 REGISTRY: dict[str, Fault] = {}
 
 
-def fault(name: str, description: str, *, must_fail: list[str]) -> Callable[[Callable[[Hooks], None]], Callable]:
+def fault(name: str, description: str, *, must_fail: list[str],
+          must_fail_when: dict[str, list[str]] | None = None) -> Callable[[Callable[[Hooks], None]], Callable]:
     def register(install: Callable[[Hooks], None]) -> Callable[[Hooks], None]:
         if name in REGISTRY:
             raise UsageError(f"fault '{name}' is defined twice")
-        REGISTRY[name] = Fault(name, description, tuple(must_fail), install)
+        unknown = [cap for cap in (must_fail_when or {}) if cap not in CAPABILITY_NAMES]
+        if unknown:
+            raise UsageError(f"fault '{name}': unknown capability {', '.join(unknown)} in must_fail_when")
+        when = tuple((cap, tuple(tests)) for cap, tests in (must_fail_when or {}).items())
+        REGISTRY[name] = Fault(name, description, tuple(must_fail), install, when)
         return install
     return register
 
@@ -251,8 +266,9 @@ def _stale_discovery(hooks: Hooks) -> None:
 
 @fault("tag-webhook-unlabelled",
        "Tag webhooks lose their istio.io/tag label (as a label-stripping policy would do): injection still works, "
-       "but `istioctl tag list` no longer shows the tags.",
-       must_fail=both(TAGS))
+       "but `istioctl tag list` no longer shows the tags, and from 1.21 `tag remove` cannot find them, so "
+       "uninstalling leaves them behind.",
+       must_fail=both(TAGS), must_fail_when={"tag-strips-operator-labels": [UNINSTALL, PURGE]})
 def _tag_webhook_unlabelled(hooks: Hooks) -> None:
     def strip(webhook: dict, **_: Any) -> dict:
         webhook["metadata"]["labels"].pop("istio.io/tag", None)

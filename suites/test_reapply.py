@@ -88,10 +88,11 @@ def test_reapplied_mesh_config_takes_effect(mesh: MeshSetup, record_property: py
 def edit_installed_state(mesh: MeshSetup, role: str) -> str:
     """Edit only the installed-state IstioOperator (< 1.21) and report whether the mesh config followed."""
     plane = mesh.plan.plane(role).plane
-    operators = mesh.cluster.list(kinds.ISTIO_OPERATOR, plane.namespace)
-    if not operators:
-        return f"no installed-state IstioOperator found in {plane.namespace}"
-    edited = operators[0]
+    iop_name = operator.render(mesh.plan.plane(role))["metadata"]["name"]
+    saved = facts.installed_state_name(iop_name, plane.revision)
+    edited = mesh.cluster.get(kinds.ISTIO_OPERATOR, saved, plane.namespace)
+    if edited is None:
+        return f"no installed-state IstioOperator {plane.namespace}/{saved}"
     edited.setdefault("spec", {}).setdefault("meshConfig", {})["enablePrometheusMerge"] = False
     edited["metadata"] = {k: edited["metadata"][k] for k in ("name", "namespace", "labels") if k in edited["metadata"]}
     edited.pop("status", None)

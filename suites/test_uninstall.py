@@ -9,7 +9,7 @@ from multirev.checks.gateway import check_productpage
 from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
-from multirev.kube.objects import Obj, labels_of, ref
+from multirev.kube.objects import Obj, labels_of, name_of, ref
 from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
 from multirev.traffic import gateway_get
@@ -22,11 +22,12 @@ REMOVAL_TIMEOUT = 180.0
 SKIP = {kinds.EVENT.kind}
 
 
-def remaining(mesh: MeshSetup, key: str, value: str | None = None) -> list[Obj]:
+def remaining(mesh: MeshSetup, key: str, value: str | None = None,
+              only: tuple[kinds.Kind, ...] = kinds.ALL) -> list[Obj]:
     """Objects istioctl made that carry the label `key` (with `value`, if given); what the suite made itself
     carries its run id and is not istioctl's to remove."""
     found = []
-    for kind in kinds.ALL:
+    for kind in only:
         if kind.kind in SKIP:
             continue
         selector = {key: value} if value is not None else None
@@ -35,9 +36,10 @@ def remaining(mesh: MeshSetup, key: str, value: str | None = None) -> list[Obj]:
     return found
 
 
-def wait_gone(mesh: MeshSetup, what: str, key: str, value: str | None = None) -> list[str]:
+def wait_gone(mesh: MeshSetup, what: str, key: str, value: str | None = None,
+              only: tuple[kinds.Kind, ...] = kinds.ALL) -> list[str]:
     def gone() -> Observation[list[Obj]]:
-        left = remaining(mesh, key, value)
+        left = remaining(mesh, key, value, only)
         return Observation(not left, left, ", ".join(ref(o) for o in left[:8]) + (" ..." if len(left) > 8 else ""))
 
     problem = wait_problem(f"no object labelled {what} to remain", gone, clock=mesh.cluster.clock,
@@ -45,18 +47,43 @@ def wait_gone(mesh: MeshSetup, what: str, key: str, value: str | None = None) ->
     return [problem] if problem else []
 
 
+def remove_tags(mesh: MeshSetup, roles: tuple[str, ...]) -> list[str]:
+    """`istioctl tag remove <tag> -y` for each role's tag that still exists. Tags made by `tag set` are
+    user-managed from 1.21 (and 1.19.5/1.20.1): they lose the operator.istio.io labels that `uninstall`
+    selects by, so removing them is part of uninstalling (capability tag-strips-operator-labels)."""
+    problems = []
+    for role in roles:
+        plane = mesh.plan.plane(role).plane
+        tagged = {facts.TAG_LABEL: plane.tag}
+        if not any(mesh.cluster.list(kind, labels=tagged) for kind in (kinds.MUTATING_WEBHOOK, kinds.SERVICE)):
+            continue
+        with step(f"istioctl tag remove {plane.tag}"):
+            result = mesh.istioctl(role).tag_remove(plane.tag, plane.namespace)
+        if result.returncode != 0:
+            problems.append(f"`istioctl tag remove {plane.tag}` failed: {result.stderr.strip()[-300:]}")
+    return problems
+
+
+def saved_operators(mesh: MeshSetup) -> str:
+    """installed-state IstioOperators still present (< 1.21 only); recorded, not judged: `uninstall --revision`
+    deletes only `installed-state-<rev>`, not the copy of a named IstioOperator (facts.installed_state_name)."""
+    return ", ".join(ref(o) for o in mesh.cluster.list(kinds.ISTIO_OPERATOR)
+                     if name_of(o).startswith("installed-state")) or "none"
+
+
 @conformance(feature="uninstall", manifests=BOOKINFO, destructive=True)
-def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup) -> None:
-    """Certifies that `istioctl uninstall --revision <canary> -y` removes every object labelled with the canary
-    revision (namespaced and cluster-scoped, its tag webhooks included) within a bounded time, and that the
-    stable revision's Bookinfo still returns 200 through the stable gateway afterwards."""
+def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property: pytest.RecordProperty) -> None:
+    """Certifies that removing the canary's tag and then `istioctl uninstall --revision <canary> -y` leaves no
+    object labelled with the canary revision (namespaced and cluster-scoped, webhooks included) within a
+    bounded time, and that the stable revision's Bookinfo still returns 200 through the stable gateway."""
     canary = mesh.plan.plane("canary").plane
+    problems = remove_tags(mesh, ("canary",))
     with step(f"istioctl uninstall --revision {canary.revision}"):
         result = mesh.istioctl("canary").uninstall_revision(canary.revision)
-    problems = []
     if result.returncode != 0:
         problems.append(f"`istioctl uninstall --revision {canary.revision}` failed: {result.stderr.strip()[-300:]}")
     problems += wait_gone(mesh, f"{facts.REV_LABEL}={canary.revision}", facts.REV_LABEL, canary.revision)
+    record_property("installed_state_left", saved_operators(mesh))
     waited = wait_until_served(mesh, "stable", "/productpage", "bookinfo.example")
     response = gateway_get(mesh.cluster, mesh.endpoint("stable"), "/productpage", "bookinfo.example")
     problems += check_productpage("the stable gateway after the canary was uninstalled", response)
@@ -66,18 +93,21 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup) -> None:
 
 
 @conformance(feature="uninstall", destructive=True)
-def test_purge_leaves_nothing(mesh: MeshSetup, record_property: pytest.RecordProperty) -> None:
-    """Certifies that `istioctl uninstall --purge -y` leaves no object labelled operator.istio.io/component,
-    CRDs included, within a bounded time. On an existing cluster it runs only with --allow-destructive,
-    since a purge also removes Istio objects this run did not create."""
+def test_purge_leaves_nothing(mesh: MeshSetup) -> None:
+    """Certifies that removing the run's tags and then `istioctl uninstall --purge -y` leaves no object labelled
+    operator.istio.io/component (CRDs included), no revision-tag webhook or Service and no Istio webhook
+    configuration of any revision, within a bounded time.
+    On an existing cluster it runs only with --allow-destructive, since a purge also removes Istio objects this
+    run did not create."""
     if not mesh.backend.may_destroy_foreign():
         pytest.skip("a purge removes Istio objects this run did not create; pass --allow-destructive")
+    problems = remove_tags(mesh, ("stable", "canary"))
     with step("istioctl uninstall --purge"):
         result = mesh.istioctl("stable").uninstall_purge()
-    problems = []
     if result.returncode != 0:
         problems.append(f"`istioctl uninstall --purge` failed: {result.stderr.strip()[-300:]}")
     problems += wait_gone(mesh, facts.COMPONENT_LABEL, facts.COMPONENT_LABEL)
-    leftover_tags = [w for w in mesh.cluster.list(kinds.MUTATING_WEBHOOK) if facts.TAG_LABEL in labels_of(w)]
-    record_property("tag_webhooks_left", ", ".join(ref(o) for o in leftover_tags) or "none")
+    problems += wait_gone(mesh, f"{facts.TAG_LABEL} (revision tags)", facts.TAG_LABEL)
+    problems += wait_gone(mesh, f"{facts.REV_LABEL} among webhook configurations", facts.REV_LABEL,
+                          only=(kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK))
     assert_no_problems(problems, "purge")

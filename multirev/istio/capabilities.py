@@ -22,6 +22,8 @@ class Capability:
     until: Minor | None  # first minor without it
     source: str  # upstream file and tag the row was read from
     meaning: str
+    # Patch releases of older minors that got the behaviour as a backport, e.g. (1, 19, 5).
+    backports: tuple[tuple[int, int, int], ...] = ()
 
 
 CAPABILITIES: tuple[Capability, ...] = (
@@ -36,9 +38,22 @@ CAPABILITIES: tuple[Capability, ...] = (
         "`istioctl tag list -o json` is accepted; the suite parses the table, which every minor prints",
     ),
     Capability(
-        "tag-strips-operator-labels", (1, 22), None,
-        "istio@1.22.0:istioctl/pkg/tag/generate.go (UserManaged)",
-        "webhooks made by `tag set` carry no operator.istio.io/* labels",
+        "tag-strips-operator-labels", (1, 21), None,
+        "istio@1.21.0, 1.19.5, 1.20.1:istioctl/pkg/tag/generate.go (generateLabels, userManaged); absent at 1.19.4 "
+        "and 1.20.0",
+        "objects made by `tag set` carry no operator.istio.io/* labels, so `uninstall` (which selects by "
+        "operator.istio.io/component) leaves them",
+        backports=((1, 19, 5), (1, 20, 1)),
+    ),
+    Capability(
+        "install-progress-icons", (1, 23), None,
+        "istio@1.22.0 vs istio@1.23.0:operator/pkg/util/progress/progress.go (successIcon)",
+        "`istioctl install` prints an icon after each `✔ <component> installed` line",
+    ),
+    Capability(
+        "install-error-detail", (1, 24), None,
+        "istio@1.23.0 vs istio@1.24.0:operator/cmd/mesh/install.go (`errors occurred during operation` dropped)",
+        "a failed `istioctl install` ends with the component's error instead of `errors occurred during operation`",
     ),
     Capability(
         "client-version-prefix", (1, 23), None,
@@ -158,7 +173,8 @@ def check_known(version: IstioVersion) -> None:
 def supports(version: IstioVersion, name: str) -> bool:
     row = _BY_NAME[name]
     if version.minor_line < row.since:
-        return False
+        return any(version.minor_line == (major, minor) and version.patch >= patch
+                   for major, minor, patch in row.backports)
     return row.until is None or version.minor_line < row.until
 
 

@@ -58,6 +58,26 @@ def tag_webhook_name(tag: str, istio_namespace: str) -> str:
     return f"istio-revision-tag-{tag}{_suffix(istio_namespace)}"
 
 
+def installed_state_name(iop_name: str, revision: str) -> str:
+    """The IstioOperator `istioctl install` < 1.21 saves: `installed-state`, then `-<metadata.name>` and
+    `-<revision>` when set (istio@1.18.5, 1.19.3:operator/cmd/mesh/install.go savedIOPName)."""
+    return "-".join(part for part in ("installed-state", iop_name, revision) if part)
+
+
+def installed_state_name_pruned(revision: str) -> str:
+    """The one installed-state name `uninstall --revision` < 1.21 deletes: `installed-state-<revision>`, so a
+    named IstioOperator's saved copy stays (istio@1.18.5:operator/pkg/helmreconciler/common.go
+    getIstioOperatorCRName, prune.go)."""
+    return installed_state_name("", revision)
+
+
+# Components `uninstall --revision` prunes; Base (CRDs, the default validator) stays
+# (istio@1.18.5:operator/pkg/helmreconciler/prune.go includeCN, also IstioOperator there;
+# istio@1.30.3:operator/pkg/uninstall/prune.go).
+REVISION_PRUNED_COMPONENTS = frozenset({"Pilot", "IngressGateways", "EgressGateways", "Cni", "IstioOperator",
+                                        "IstiodRemote", "Ztunnel"})
+
+
 def tag_service_name(tag: str) -> str:
     """istio@1.28.0+:CHART/revision-tags-svc.yaml (created by `tag set` since 1.28)."""
     return f"istiod-revision-tag-{tag}"

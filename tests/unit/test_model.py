@@ -68,8 +68,39 @@ def test_first_install_creates_default_tag_and_installed_state(tmp_path: Path) -
     default = cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: "default"})
     assert [d["metadata"]["name"] for d in default] == ["istio-revision-tag-default-istio-prod"]
     assert default[0]["metadata"]["labels"][facts.REV_LABEL] == "1-18-5"
-    # 1.18/1.19 still write an installed-state IstioOperator (dropped in 1.21)
-    assert len(cluster.list(kinds.ISTIO_OPERATOR)) == 2
+    # 1.18/1.19 still write an installed-state IstioOperator (dropped in 1.21), named after the file and revision
+    saved = sorted(o["metadata"]["name"] for o in cluster.list(kinds.ISTIO_OPERATOR))
+    assert saved == ["installed-state-canary-1-19-3-1-19-3", "installed-state-stable-1-18-5-1-18-5"]
+
+
+@pytest.mark.parametrize(("profile", "tag_stays"), [("reference", False), ("current", True)])
+def test_revision_uninstall_leaves_user_managed_tags_from_1_21(tmp_path: Path, profile: str, tag_stays: bool) -> None:
+    """`tag set` strips operator labels from 1.21, so `uninstall --revision` (which selects by component) keeps
+    the tag webhook; before that it goes with the revision. The installed-state copy of a named IstioOperator
+    also stays (only `installed-state-<rev>` is pruned)."""
+    backend, cluster, plan = make(tmp_path, profile, KubeVersion(1, 27) if profile == "reference" else
+                                  KubeVersion(1, 35))
+    install(backend, plan, "stable", tmp_path)
+    canary = install(backend, plan, "canary", tmp_path)
+    plane = plan.plane("canary").plane
+    assert canary.tag_set(plane.tag, plane.revision, plane.namespace).returncode == 0
+    assert canary.uninstall_revision(plane.revision).returncode == 0
+    revision_label = {facts.REV_LABEL: plane.revision}
+    left = [w["metadata"]["name"] for w in cluster.list(kinds.MUTATING_WEBHOOK, labels=revision_label)]
+    assert left == ([facts.tag_webhook_name(plane.tag, plane.namespace)] if tag_stays else [])
+    assert (canary.tag_remove(plane.tag, plane.namespace).returncode == 0) == tag_stays
+    assert not cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.REV_LABEL: plane.revision})
+    operators = [o["metadata"]["name"] for o in cluster.list(kinds.ISTIO_OPERATOR)]
+    assert (f"installed-state-canary-{plane.revision}-{plane.revision}" in operators) == (profile == "reference")
+
+
+def test_install_output_follows_version(tmp_path: Path) -> None:
+    for profile, kube, line in (("reference", K127, "✔ Istiod installed\n"), ("current", KubeVersion(1, 35),
+                                                                               "✔ Istiod installed 🧠\n")):
+        backend, _, plan = make(tmp_path / profile, profile, kube)
+        plane = plan.plane("stable")
+        result = backend.istioctl(plane.plane.version).install(operator.write(plane, tmp_path / profile))
+        assert line in result.stdout and result.stdout.endswith("✔ Installation complete\n")
 
 
 def test_injection_label_wins_over_rev(tmp_path: Path) -> None:

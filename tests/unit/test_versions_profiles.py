@@ -29,6 +29,10 @@ def test_capability_rows_are_cited_and_version_aware() -> None:
     assert not supports(V("1.27.0"), "tag-service") and supports(V("1.28.0"), "tag-service")
     assert supports(V("1.27.0"), "native-sidecars-auto") and not supports(V("1.26.3"), "native-sidecars-auto")
     assert supports(V("1.24.0"), "enhanced-scoping-env") and not supports(V("1.25.0"), "enhanced-scoping-env")
+    # backports: 1.19.5 and 1.20.1 strip operator labels from `tag set` objects, 1.19.4 and 1.20.0 do not
+    strips = [v for v in ("1.19.4", "1.19.5", "1.20.0", "1.20.1", "1.21.0", "1.30.3")
+              if supports(V(v), "tag-strips-operator-labels")]
+    assert strips == ["1.19.5", "1.20.1", "1.21.0", "1.30.3"]
 
 
 def test_unknown_minor_is_refused() -> None:

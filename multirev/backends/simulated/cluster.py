@@ -283,7 +283,9 @@ class SimulatedCluster:
         backends = [p for p in self.store.raw_list(kinds.POD, service["namespace"], selector)
                     if self.is_ready(p)]
         if not backends or self.mesh is None:
-            # *inferred*: with the default ClusterIP resolver and no ready endpoint, kube-proxy rejects.
+            # kube-apiserver resolves webhook Services to their ClusterIP unless --enable-aggregator-routing
+            # (cmd/kube-apiserver/app/server.go buildServiceResolver; kind sets no such flag), and kube-proxy
+            # REJECTs a ClusterIP without endpoints (pkg/proxy/iptables/proxier.go "has no endpoints").
             raise AdmissionDenied(f"{prefix}: dial tcp {svc['spec'].get('clusterIP', '10.96.0.10')}:443: "
                                   "connect: connection refused")
         revision = labels_of(backends[0]).get("istio.io/rev", "default")

@@ -125,26 +125,42 @@ class SimulatedIstioctl:
             return "", f"Error: {filename} is not an IstioOperator\n", 1
         revision = self.mesh.install(iop, version)
         if not self.mesh.wait_ready(revision, READINESS_TIMEOUT):
-            # wording not checked against upstream
-            return "", (f"✘ Istiod encountered an error: failed to wait for resource: resources not ready "
-                        f"after 5m0s: context deadline exceeded\nDeployment/{revision.namespace}/"
-                        f"{facts.istiod_name(revision.name)} (containers with unready status: [discovery])\n"), 1
-        return "✔ Istio core installed\n✔ Istiod installed\n✔ Ingress gateways installed\n" \
-               "✔ Installation complete\n", "", 0
+            # istio@1.18.5:operator/pkg/helmreconciler/wait.go, apply.go; istio@1.30.3:operator/pkg/install/
+            # wait.go, install.go; the progress line: operator/pkg/util/progress/progress.go (both tags).
+            failure = (f"failed to wait for resource: resources not ready after 5m0s: context deadline exceeded\n"
+                       f"  Deployment/{revision.namespace}/{facts.istiod_name(revision.name)} "
+                       f"(containers with unready status: [discovery])")
+            final = failure if supports(version, "install-error-detail") else "errors occurred during operation"
+            return "", f"✘ Istiod encountered an error: {failure}\nError: failed to install manifests: {final}\n", 1
+        # Component names: istio@1.18.5:operator/pkg/name/name.go; icons: istio@1.23.0:operator/pkg/name/name.go.
+        components = [("Istio core", "⛵️"), ("Istiod", "🧠"), ("Ingress gateways", "🛬")]
+        if (spec_components := (iop.get("spec") or {}).get("components") or {}).get("egressGateways") and any(
+                g.get("enabled") for g in spec_components["egressGateways"]):
+            components.append(("Egress gateways", "🛫"))
+        icons = supports(version, "install-progress-icons")
+        lines = [f"✔ {name} installed" + (f" {icon}" if icons else "") for name, icon in components]
+        return "\n".join([*lines, "✔ Installation complete"]) + "\n", "", 0
 
     def _uninstall(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
-        """--revision removes objects labelled istio.io/rev=<rev> except the Base component's; --purge removes
-        everything labelled operator.istio.io/component, CRDs included (istio@1.30.3:operator/cmd/mesh/
-        uninstall.go; tests/integration/pilot/revisions/uninstall_test.go checks the same)."""
+        """--revision removes objects labelled istio.io/rev=<rev> whose operator.istio.io/component is one of the
+        revision's components (not Base); --purge removes everything labelled operator.istio.io/component, CRDs
+        included. Objects `tag set` made without those labels (1.21+) stay either way (istio@1.18.5:operator/pkg/
+        helmreconciler/prune.go; istio@1.30.3:operator/pkg/uninstall/prune.go, operator/cmd/mesh/uninstall.go)."""
         store = self.cluster.store
+        saved_iops = supports(version, "installed-state-iop")
         if flags.get("purge"):
-            doomed = [o for o in store.all() if facts.COMPONENT_LABEL in labels_of(o)]
+            # < 1.21 also every IstioOperator (istio@1.18.5:operator/pkg/helmreconciler/prune.go getIstioOperatorCR)
+            doomed = [o for o in store.all() if facts.COMPONENT_LABEL in labels_of(o)
+                      or (saved_iops and o.get("kind") == kinds.ISTIO_OPERATOR.kind)]
         elif flags.get("revision"):
             rev = str(flags["revision"])
             if rev not in self.mesh.revisions:
                 return "", "Error: could not find target revision\n", 1
             doomed = [o for o in store.all() if labels_of(o).get(facts.REV_LABEL) == rev
-                      and labels_of(o).get(facts.COMPONENT_LABEL) != "Base"]
+                      and labels_of(o).get(facts.COMPONENT_LABEL) in facts.REVISION_PRUNED_COMPONENTS]
+            if saved_iops:
+                doomed += [o for o in store.list(kinds.ISTIO_OPERATOR)
+                           if o["metadata"]["name"] == facts.installed_state_name_pruned(rev)]
         else:
             return "", ("Error: at least one of the --revision (or --set revision=<revision>), --filename or "
                         "--purge flags must be set\n"), 1
@@ -273,11 +289,16 @@ class SimulatedIstioctl:
 
     def _tag_remove(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
         tag = args[0] if args else ""
-        doomed = self.cluster.store.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag})
-        if not doomed:
-            return "", f'Error: cannot remove tag "{tag}": cannot find MutatingWebhookConfiguration for tag\n', 1
-        for hook in doomed:
+        store = self.cluster.store
+        webhooks = store.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag})
+        services = store.list(kinds.SERVICE, labels={facts.TAG_LABEL: tag}) if supports(version, "tag-service") else []
+        if not webhooks and not services:
+            # istio@1.18.5:istioctl/cmd/tag.go; istio@1.30.3:istioctl/pkg/tag/tag.go removeTag
+            what = "MutatingWebhookConfiguration or Service" if supports(version, "tag-service") \
+                else "MutatingWebhookConfiguration"
+            return "", f'Error: cannot remove tag "{tag}": cannot find {what} for tag\n', 1
+        for hook in webhooks:
             self.cluster.delete(kinds.MUTATING_WEBHOOK, hook["metadata"]["name"])
-        for svc in self.cluster.store.list(kinds.SERVICE, labels={facts.TAG_LABEL: tag}):
+        for svc in services:
             self.cluster.delete(kinds.SERVICE, svc["metadata"]["name"], svc["metadata"]["namespace"])
         return f"Revision tag {tag} removed\n", "", 0

@@ -40,6 +40,7 @@ class Revision:
     env: dict[str, str] = field(default_factory=dict)
     last_push: tuple[float, int, list[str]] | None = None  # (time, index in logs, config keys)
     pushes: int = 0
+    iop_labels: dict[str, str] = field(default_factory=dict)  # the IstioOperator file's own labels
 
 
 class MeshModel:
@@ -59,6 +60,7 @@ class MeshModel:
         revision = self.revisions.get(revision_name) or Revision(
             revision_name, namespace, version, len(self.revisions) + 1, owner, {})
         previous = dict(revision.mesh_config) if revision_name in self.revisions else None
+        revision.iop_labels = dict((iop.get("metadata") or {}).get("labels") or {})
         revision.mesh_config = self.cluster.hooks.apply("mesh_config", dict(spec.get("meshConfig") or {}),
                                                         revision=revision_name, previous=previous,
                                                         install_order=revision.install_order)
@@ -164,9 +166,13 @@ class MeshModel:
                                            "name": name, "namespace": ns,
                                                                     "path": facts.VALIDATE_PATH}}}]})
         if supports(rev.version, "installed-state-iop"):
-            # *inferred* name; the object itself: istio@1.21.0:releasenotes/notes/drop-iop.yaml (removed in 1.21)
+            # Saved with the file's own labels only, plus the ignoreReconcile annotation
+            # (istio@1.18.5:operator/cmd/mesh/install.go; gone from 1.21: releasenotes/notes/drop-iop.yaml).
+            owner = "" if rev.owner == "unknown" else rev.owner
             objs.append({"apiVersion": kinds.ISTIO_OPERATOR.api_version, "kind": "IstioOperator",
-                         "metadata": {"name": f"installed-state-{rev.owner}", "namespace": ns, "labels": pilot},
+                         "metadata": {"name": facts.installed_state_name(owner, rev.name), "namespace": ns,
+                                      "labels": dict(rev.iop_labels),
+                                      "annotations": {"install.istio.io/ignoreReconcile": "true"}},
                          "spec": spec})
         return objs
 
