@@ -162,3 +162,16 @@ def test_waits_run_in_logical_time_and_name_what_they_awaited(tmp_path: Path) ->
     assert time.monotonic() - started < 2
     assert str(caught.value) == "timed out after 3600s waiting for the moon to turn blue; last seen: still grey"
     assert cluster.clock.now() >= 3600
+
+
+def test_saved_istio_operator_keeps_the_run_label(tmp_path: Path) -> None:
+    """The run id on the IstioOperator file reaches the installed-state copy (< 1.21), so teardown on an
+    existing cluster can find the copy `uninstall --revision` leaves."""
+    backend, cluster, plan = make(tmp_path)
+    plane = plan.plane("stable")
+    tool = backend.istioctl(plane.plane.version)
+    assert tool.install(operator.write(plane, tmp_path, run_labels=plan.run_labels)).returncode == 0
+    assert tool.uninstall_revision(plane.plane.revision).returncode == 0
+    left = cluster.list(kinds.ISTIO_OPERATOR, labels=plan.run_labels)
+    assert [o["metadata"]["name"] for o in left] == [facts.installed_state_name(f"stable-{plane.plane.revision}",
+                                                                                plane.plane.revision)]
