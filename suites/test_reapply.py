@@ -88,8 +88,7 @@ def test_reapplied_mesh_config_takes_effect(mesh: MeshSetup, record_property: py
 def edit_installed_state(mesh: MeshSetup, role: str) -> str:
     """Edit only the installed-state IstioOperator (< 1.21) and report whether the mesh config followed."""
     plane = mesh.plan.plane(role).plane
-    iop_name = operator.render(mesh.plan.plane(role))["metadata"]["name"]
-    saved = facts.installed_state_name(iop_name, plane.revision)
+    saved = facts.installed_state_name(operator.iop_name(mesh.plan.plane(role)), plane.revision)
     edited = mesh.cluster.get(kinds.ISTIO_OPERATOR, saved, plane.namespace)
     if edited is None:
         return f"no installed-state IstioOperator {plane.namespace}/{saved}"

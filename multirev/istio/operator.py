@@ -21,11 +21,16 @@ def _template() -> dict[str, Any]:
     return yaml.safe_load(TEMPLATE.read_text())
 
 
+def iop_name(plan: PlanePlan) -> str:
+    """metadata.name of the revision's IstioOperator (also the owning-resource label istioctl sets)."""
+    return f"{plan.plane.role}-{plan.plane.revision}"
+
+
 def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
            run_labels: dict[str, str] | None = None) -> dict[str, Any]:
     plane = plan.plane
     doc = copy.deepcopy(_template())
-    doc["metadata"].update(name=f"{plane.role}-{plane.revision}", namespace=plane.namespace)
+    doc["metadata"].update(name=iop_name(plan), namespace=plane.namespace)
     if run_labels:
         # istioctl < 1.21 saves this document as the installed-state IstioOperator with these labels
         # (istio@1.18.5:operator/cmd/mesh/install.go), so teardown can find the copy it leaves behind.

@@ -134,8 +134,8 @@ class SimulatedIstioctl:
             return "", f"✘ Istiod encountered an error: {failure}\nError: failed to install manifests: {final}\n", 1
         # Component names: istio@1.18.5:operator/pkg/name/name.go; icons: istio@1.23.0:operator/pkg/name/name.go.
         components = [("Istio core", "⛵️"), ("Istiod", "🧠"), ("Ingress gateways", "🛬")]
-        if (spec_components := (iop.get("spec") or {}).get("components") or {}).get("egressGateways") and any(
-                g.get("enabled") for g in spec_components["egressGateways"]):
+        egress = ((iop.get("spec") or {}).get("components") or {}).get("egressGateways") or []
+        if any(g.get("enabled") for g in egress):
             components.append(("Egress gateways", "🛫"))
         icons = supports(version, "install-progress-icons")
         lines = [f"✔ {name} installed" + (f" {icon}" if icons else "") for name, icon in components]
