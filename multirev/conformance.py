@@ -25,10 +25,14 @@ class ConformanceInfo:
     manifests: tuple[str, ...]
     canary: bool
     stage: int  # 0 observes, 1 changes the mesh and restores it, 2 removes things (runs last)
+    needs_envoy: bool = False  # needs running proxies (traffic, bootstrap); skipped where none run
+
+
+ENVOY_MARK = "needs_envoy"
 
 
 def conformance(*, feature: str, manifests: tuple[str, ...] = (), canary: bool = False,
-                mutates: bool = False, destructive: bool = False) -> Callable[[F], F]:
+                mutates: bool = False, destructive: bool = False, needs_envoy: bool = False) -> Callable[[F], F]:
     if feature not in FEATURES:
         raise ValueError(f"unknown feature {feature!r}; add it to multirev.conformance.FEATURES")
 
@@ -36,7 +40,8 @@ def conformance(*, feature: str, manifests: tuple[str, ...] = (), canary: bool =
         if not (fn.__doc__ or "").strip():
             raise ValueError(f"{fn.__name__}: a conformance test says in its docstring what it certifies")
         stage = 2 if destructive else 1 if mutates else 0
-        fn.__conformance__ = ConformanceInfo(feature, manifests, canary, stage)  # type: ignore[attr-defined]
+        fn.__conformance__ = ConformanceInfo(feature, manifests, canary, stage,  # type: ignore[attr-defined]
+                                             needs_envoy)
         fn = pytest.mark.feature(feature)(fn)
         if destructive:
             fn = pytest.mark.destructive(fn)

@@ -12,7 +12,7 @@ import yaml
 
 from multirev.compat import common_kubernetes
 from multirev.errors import UsageError
-from multirev.istio.capabilities import check_known
+from multirev.istio.capabilities import assume_facts_of, check_known
 from multirev.istio.versions import IstioVersion
 
 ROLES = ("stable", "canary")
@@ -40,6 +40,7 @@ class Profile:
     layout: str
     stable: ControlPlane
     canary: ControlPlane
+    assumed_facts_of: str | None = None  # a profile naming an unreleased minor says whose facts it borrows
 
     @property
     def planes(self) -> tuple[ControlPlane, ControlPlane]:
@@ -67,6 +68,9 @@ def load_profile(
         raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
     data = _read(name, path)
     source = str(path) if path else f"profile '{name}'"
+    assumed = data.get("assume_facts_of")
+    if assumed is not None:
+        assume_facts_of(str(assumed))
     planes = {
         role: _plane(role, data.get(role), source, {"stable": stable_version, "canary": canary_version}[role])
         for role in ROLES
@@ -79,6 +83,7 @@ def load_profile(
         layout=layout,
         stable=planes["stable"],
         canary=planes["canary"],
+        assumed_facts_of=str(assumed) if assumed is not None else None,
     )
     _validate(profile, source)
     return profile

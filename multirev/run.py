@@ -10,6 +10,8 @@ from pathlib import Path
 from multirev.backends.base import Backend
 from multirev.backends.existing import ExistingBackend, ExistingOptions
 from multirev.backends.kind import KindBackend, KindOptions
+from multirev.backends.local.backend import LocalBackend, LocalOptions
+from multirev.backends.local.build import default_bin_cache
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
@@ -22,7 +24,7 @@ from multirev.kind.images import NodeImage
 from multirev.plan import MeshPlan
 from multirev.profile import Profile
 
-BACKENDS = ("kind", "existing", "simulated")
+BACKENDS = ("kind", "existing", "simulated", "local")
 
 
 @dataclass
@@ -46,6 +48,7 @@ class RunConfig:
     faults: list[Fault] = field(default_factory=list)
     worker: str = "main"
     assumed_facts_of: str | None = None
+    bin_cache: Path = field(default_factory=default_bin_cache)
 
     @property
     def plan(self) -> MeshPlan:
@@ -80,6 +83,10 @@ def make_backend(cfg: RunConfig) -> Backend:
         return SimulatedBackend(transcript, seed=cfg.sim_seed, faults=cfg.faults, node_image=cfg.node_image,
                                 work_dir=cfg.work_dir, host_port_base=cfg.host_port_base)
     runner = RecordingRunner(SubprocessRunner(), transcript, cfg.backend)
+    if cfg.backend == "local":
+        return LocalBackend(runner, WallClock(), LocalOptions(
+            run_id=cfg.run_id, worker=cfg.worker, bin_cache=cfg.bin_cache, work_dir=cfg.work_dir,
+            istio_versions=sorted({str(p.version) for p in cfg.profile.planes})))
     if cfg.backend == "kind":
         return KindBackend(runner, WallClock(), KindOptions(
             cluster_name=cfg.cluster_name, node_image=cfg.node_image, keep_cluster=cfg.keep_cluster,

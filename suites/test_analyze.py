@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.mesh import MeshSetup
+from multirev.checks.analyze import check_analyze
 from multirev.conformance import conformance
 from suites.conftest import BOOKINFO, SAMPLE_APPS, assert_no_problems
 
@@ -17,9 +18,5 @@ def test_analyze_reports_no_errors(mesh: MeshSetup, role: str) -> None:
     plane = mesh.plan.plane(role).plane
     problems = []
     for namespace in plane.app_namespaces:
-        result = mesh.istioctl(role).analyze(namespace)
-        errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
-        if result.returncode not in (0,) or errors:
-            problems.append(f"istioctl analyze --namespace {namespace} exited {result.returncode}: "
-                            + ("; ".join(errors) or result.stderr.strip()[-300:]))
+        problems += check_analyze(namespace, mesh.istioctl(role).analyze(namespace))
     assert_no_problems(problems, f"istioctl analyze ({role})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fixtures.mesh import MeshSetup
 from multirev.checks.injection import check_pod
 from multirev.checks.upgrade import Tally, check_tally
@@ -23,6 +25,8 @@ TARGET = "http://productpage:9080/productpage"
 
 
 def send(mesh: MeshSetup, namespace: str, tally: Tally, count: int) -> None:
+    if mesh.backend.data_plane_missing:
+        return  # no proxy answers; the test is reported as skipped for its traffic half
     for _ in range(count):
         response = mesh_get(mesh.cluster, namespace, TARGET)
         tally.add(response.status, response.body)
@@ -67,10 +71,11 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
         cluster.label(kinds.NAMESPACE, namespace, dict.fromkeys(source.discovery_labels))
     send(mesh, namespace, tally, max(REQUESTS_PER_TICK, MIN_REQUESTS - tally.total))
     problems = [problem] if problem else []
-    problems += check_tally(f"moving {namespace} to revision {target.plane.revision}", tally)
     for pod in workload_pods(cluster, namespace):
         problems += check_pod(target.plane, namespace, pod)
-    problems += discovery_problems(mesh, target.role, namespace)
+    if not mesh.backend.data_plane_missing:
+        problems += check_tally(f"moving {namespace} to revision {target.plane.revision}", tally)
+        problems += discovery_problems(mesh, target.role, namespace)
     return problems
 
 
@@ -87,3 +92,7 @@ def test_canary_upgrade_and_rollback(mesh: MeshSetup) -> None:
     problems = [f"upgrade: {p}" for p in move(mesh, namespace, tag, stable, canary)]
     problems += [f"rollback: {p}" for p in move(mesh, namespace, tag, canary, stable)]
     assert_no_problems(problems, f"canary upgrade of {namespace}")
+    if mesh.backend.data_plane_missing:
+        # The control-plane half passed (relabel, restart, re-injection both ways); the traffic half was not run.
+        pytest.skip(f"{mesh.backend.data_plane_missing}: requests during the move and discovery addresses not "
+                    "checked (relabel, restart and re-injection by the target revision passed both ways)")

@@ -11,7 +11,7 @@ from suites.scenario import discovery_problems
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
-@conformance(feature="discovery-address", manifests=CLIENT, canary=True)
+@conformance(feature="discovery-address", manifests=CLIENT, canary=True, needs_envoy=True)
 def test_proxies_talk_to_own_istiod(mesh: MeshSetup, role: str) -> None:
     """Certifies that every injected pod in the revision's app namespaces has, in its Envoy bootstrap
     (`istioctl proxy-config bootstrap -o json`), the discovery address istiod-<rev>.<namespace>.svc:15012 of

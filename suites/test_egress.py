@@ -37,7 +37,7 @@ def external_pod_ip(mesh: MeshSetup) -> str | None:
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
-@conformance(feature="egress", manifests=CLIENT)
+@conformance(feature="egress", manifests=CLIENT, needs_envoy=True)
 def test_egress_through_egress_gateway(mesh: MeshSetup, role: str) -> None:
     """Certifies that an in-mesh client reaches an "external" HTTP service (outside the mesh, known only by a
     ServiceEntry host that exists nowhere else) through the revision's egress gateway, whose access log shows

@@ -15,7 +15,7 @@ UNROUTED_HOST = "unrouted.invalid"
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
-@conformance(feature="gateway", manifests=BOOKINFO + SAMPLE_APPS, canary=True)
+@conformance(feature="gateway", manifests=BOOKINFO + SAMPLE_APPS, canary=True, needs_envoy=True)
 def test_gateway_serves_bookinfo_and_samples(mesh: MeshSetup, role: str) -> None:
     """Certifies that through the revision's own ingress gateway, `/productpage` returns 200 from Envoy
     (`server: istio-envoy`) with the Bookinfo title, and that `/nginx` and `/echo` with the samples' Host
@@ -34,7 +34,7 @@ def test_gateway_serves_bookinfo_and_samples(mesh: MeshSetup, role: str) -> None
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
-@conformance(feature="gateway", manifests=BOOKINFO + SAMPLE_APPS)
+@conformance(feature="gateway", manifests=BOOKINFO + SAMPLE_APPS, needs_envoy=True)
 def test_unrouted_host_gets_404(mesh: MeshSetup, role: str) -> None:
     """Certifies that a request whose Host no Gateway/VirtualService routes gets Envoy's 404 from the
     revision's gateway (no route leaks in from elsewhere)."""

@@ -25,7 +25,7 @@ SPLITS = {
 
 @pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("role", ["stable", "canary"])
-@conformance(feature="weighted-routing", manifests=BOOKINFO, canary=True)
+@conformance(feature="weighted-routing", manifests=BOOKINFO, canary=True, needs_envoy=True)
 def test_reviews_weighted_split(mesh: MeshSetup, role: str, split: str,
                                 record_property: pytest.RecordProperty) -> None:
     """Certifies that the reviews VirtualService's weights hold through the revision's gateway: all-to-v1

@@ -63,12 +63,14 @@ class BackendInfo:
     kubernetes_version: str = ""
     node_image: str = ""
     kind_version: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 class Backend(ABC):
     name: str
     simulated: bool = False
+    # Why no proxy runs here, if none does: tests that need Envoy are then skipped with this reason.
+    data_plane_missing: str | None = None
 
     def __init__(self, runner: Runner, clock: Clock) -> None:
         self.runner = runner

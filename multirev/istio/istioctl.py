@@ -62,7 +62,7 @@ class Istioctl:
         """`version --remote=false` prints a bare `X` before 1.23 and `client version: X` after
         (istio@1.22.0 vs istio@1.23.0:pkg/version/cobra.go)."""
         out = self.runner.run([self.binary, "version", "--remote=false"], timeout=QUICK_TIMEOUT).check().stdout
-        match = re.search(r"(\d+\.\d+\.\d+(?:-[a-z]+\.\d+)?)", out)
+        match = re.search(r"(\d+\.\d+(?:\.\d+(?:-[a-z]+\.\d+)?|-dev))", out)
         if not match:
             raise UsageError(f"{self.binary}: cannot read its version from {out.strip()[:80]!r}")
         return IstioVersion.parse(match.group(1))

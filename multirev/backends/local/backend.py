@@ -1,0 +1,339 @@
+"""The local backend: a real Kubernetes control plane and real istiods as processes, no containers.
+
+Built from Go modules (build.py), started inside a network namespace of the run's own (netns.py),
+with KWOK faking one node. istioctl, the API server, admission webhooks and istiod are all real;
+no pod runs a container, so nothing that needs Envoy can be checked here (`data_plane_missing`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
+from multirev.backends.kube import KubeCluster, load_api_client
+from multirev.backends.local import build
+from multirev.backends.local.certs import write_kubeconfig
+from multirev.backends.local.controlplane import (
+    APISERVER_PORT,
+    NODE_NAME,
+    POD_CIDR,
+    SERVICE_CIDR,
+    Binaries,
+    ControlPlane,
+    node_manifest,
+    readyz,
+)
+from multirev.backends.local.istiod import IstiodRunner, list_istiod_pods, ready_problems
+from multirev.backends.local.netns import NAME_PREFIX, Forwarder, NetworkNamespace
+from multirev.backends.local.pins import ISTIO, KWOK
+from multirev.backends.local.processes import Supervisor
+from multirev.clock import Clock
+from multirev.commands import Completed, Runner
+from multirev.errors import EnvironmentProblem, UsageError, WaitTimeout
+from multirev.istio.istioctl import Istioctl, KubeTarget
+from multirev.istio.versions import IstioVersion
+from multirev.kube import kinds
+from multirev.progress import step
+from multirev.waits import Observation, wait_for
+
+NO_ENVOY = "no Envoy on the local backend"
+START_TIMEOUT = 120.0
+ISTIOD_READY = 180.0
+# kwok@v0.8.0: kustomize/stage/fast/kustomization.yaml — node/fast, node/heartbeat-with-lease, pod/fast.
+KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",
+               "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+               "kustomize/stage/pod/fast/pod-ready.yaml", "kustomize/stage/pod/fast/pod-complete.yaml",
+               "kustomize/stage/pod/fast/pod-delete.yaml")
+
+
+@dataclass
+class LocalOptions:
+    run_id: str
+    worker: str
+    istio_versions: list[str]
+    bin_cache: Path
+    work_dir: Path  # reports/work/<worker>: process logs are kept there for diagnostics
+
+
+class NetnsRunner:
+    """Runs commands (istioctl) inside the run's namespace, where the API server listens.
+
+    `istioctl install` waits for the istiod Deployment's pods to be ready, which KWOK makes them at once;
+    the real istiod behind a pod needs seconds more before its webhooks answer. So after an install the
+    runner also waits (bounded) for every istiod process's own /ready, as a kubelet readiness probe would
+    have held the pod back (istio-discovery chart deployment.yaml: readinessProbe /ready on 8080)."""
+
+    def __init__(self, inner: Runner, prefix: list[str], after_install=None) -> None:
+        self.inner = inner
+        self.prefix = prefix
+        self.after_install = after_install
+
+    def run(self, argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Completed:
+        result = self.inner.run([*self.prefix, *argv], timeout=timeout, env=env)
+        if result.returncode == 0 and "install" in argv[1:2] and self.after_install is not None:
+            self.after_install()
+        return Completed(argv, result.returncode, result.stdout, result.stderr)
+
+
+class LocalCluster(KubeCluster):
+    """A real API server; pod logs of istiod pods come from the real istiod process behind them."""
+
+    def __init__(self, api, clock: Clock, istiods: IstiodRunner) -> None:
+        super().__init__(api, clock)
+        self.istiods = istiods
+
+    def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str:
+        log = self.istiods.log_of(namespace, pod)
+        if log is None:
+            return ""  # KWOK pods run no containers, so they have no logs
+        lines = log.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-tail_lines:])
+
+    def create_node(self, node: dict) -> None:
+        """POST (not apply): a create keeps the status (pkg/registry/core/node/strategy.go@v1.35.4)."""
+        self._call("POST", kinds.NODE.path(None), body=node)
+
+    def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
+        return Completed(command, 126, "", f"cannot exec in {namespace}/{pod}: {NO_ENVOY} (KWOK pods run no "
+                                           "containers)")
+
+
+def _module_dir(module: str, version: str) -> Path:
+    """Where the Go module cache holds a module's source (downloading it if needed)."""
+    go = build.GoTool.find()
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "go.mod").write_text("module multirev.local/probe\n\ngo 1.26\n")
+        info = json.loads(go.output(["mod", "download", "-json", f"{module}@{version}"], cwd=Path(tmp)))
+    if info.get("Error") or not info.get("Dir"):
+        raise EnvironmentProblem(f"{module}@{version}: {info.get('Error', 'no source directory')}")
+    return Path(info["Dir"])
+
+
+class LocalBackend(Backend):
+    name = "local"
+    data_plane_missing = NO_ENVOY
+
+    def __init__(self, runner: Runner, clock: Clock, options: LocalOptions) -> None:
+        super().__init__(runner, clock)
+        self.options = options
+        self.netns = NetworkNamespace(f"{NAME_PREFIX}{options.run_id}-{options.worker}", [POD_CIDR, SERVICE_CIDR])
+        self.inner_runner = runner
+        self.runner = NetnsRunner(runner, self.netns.prefix(), self._await_istiods)
+        self.temp: Path | None = None
+        self.supervisor: Supervisor | None = None
+        self.forwarder: Forwarder | None = None
+        self.istiods: IstiodRunner | None = None
+        self.folders: dict[str, Path] = {}
+        self._cluster: LocalCluster | None = None
+        self._kubernetes_version = ""
+        self._reported: dict[str, str] = {}
+        self._stopped = threading.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        NetworkNamespace.check_possible()
+        for version in self.options.istio_versions:
+            if version not in ISTIO:
+                raise UsageError(f"the local backend has no build pin for Istio {version}; pinned: "
+                                 f"{', '.join(ISTIO)} (multirev/backends/local/pins.py)")
+        # One clear line now if Go is missing, checksums are off or a pinned module is not served.
+        build.check_available(self.options.istio_versions, self.options.bin_cache)
+
+    def start(self) -> Cluster:
+        with step("build local binaries (reused when cached)"):
+            self.folders = build.ensure_built(self.options.istio_versions, self.options.bin_cache)
+        atexit.register(self.stop)
+        previous = signal.getsignal(signal.SIGTERM)
+        if threading.current_thread() is threading.main_thread() and previous in (signal.SIG_DFL, None):
+            # CI cancels with SIGTERM: turn it into the same teardown as Ctrl-C.
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _binaries(self) -> Binaries:
+        kube = self.folders[f"kubernetes/{build.KUBERNETES.version}"]
+        kwok_source = _module_dir(KWOK.module, KWOK.version)
+        return Binaries(self.folders[f"etcd/{build.ETCD.version}"] / "etcd", kube / "kube-apiserver",
+                        kube / "kube-controller-manager", kube / "kube-scheduler",
+                        self.folders[f"kwok/{KWOK.version}"] / "kwok",
+                        [kwok_source / stage for stage in KWOK_STAGES])
+
+    def _start(self) -> Cluster:
+        self.temp = Path(tempfile.mkdtemp(prefix=f"multirev-local-{self.options.run_id}-"))
+        logs = self.options.work_dir / "local-processes"
+        shutil.rmtree(logs, ignore_errors=True)
+        self.supervisor = Supervisor(logs)
+        with step(f"network namespace {self.netns.name}"):
+            for name in NetworkNamespace.reap_stale():
+                print(f"[multirev] removed network namespace {name} left by a killed run", flush=True)
+            self.netns.create()
+            self.netns.record_owner(self.temp)
+        self._binaries_cache = self._binaries()
+        plane = ControlPlane(self.supervisor, self.netns.prefix(), self.temp, self._binaries_cache)
+        with step("etcd and kube-apiserver"):
+            plane.start_store_and_apiserver()
+            assert plane.pki is not None and plane.kubeconfig is not None
+            self.forwarder = Forwarder(self.netns.name, APISERVER_PORT)
+            self.forwarder.start()
+            outside = write_kubeconfig(self.temp / "outside.kubeconfig", plane.pki,
+                                       f"https://127.0.0.1:{self.forwarder.port}")
+            self._await_apiserver(plane, f"https://127.0.0.1:{self.forwarder.port}")
+        cluster_api = load_api_client(str(outside), None)
+        with step("kube-controller-manager, kube-scheduler, KWOK and one fake node"):
+            plane.start_controllers()
+            self.istiods = IstiodRunner(lambda: list_istiod_pods(self._cluster), self._pilot_binaries(),
+                                        self.supervisor, self.netns.prefix(), plane.kubeconfig,
+                                        self.temp / "istiod")
+            self._cluster = LocalCluster(cluster_api, self.clock, self.istiods)
+            self._cluster.create_node(node_manifest(build.KUBERNETES.version))
+            self._await_node(plane)
+        self._kubernetes_version = self._cluster.kubernetes_version()
+        self._reported = self._reported_versions()
+        self.istiods.start()
+        self.kubeconfig_inside = plane.kubeconfig
+        return self._cluster
+
+    def _await_apiserver(self, plane: ControlPlane, url: str) -> None:
+        assert plane.pki is not None
+        session = requests.Session()
+        session.trust_env = False  # REQUESTS_CA_BUNDLE and proxy variables of the host do not apply here
+        session.verify = str(plane.pki.ca_cert)
+        session.cert = (str(plane.pki.admin_cert), str(plane.pki.admin_key))
+
+        def ready() -> Observation[None]:
+            plane.check_alive()
+            ok, seen = readyz(session, url)
+            return Observation(ok, None, seen)
+
+        wait_for("kube-apiserver /readyz inside the run's network namespace", ready, clock=self.clock,
+                 timeout=START_TIMEOUT, interval=1)
+
+    def _await_node(self, plane: ControlPlane) -> None:
+        assert self._cluster is not None
+        cluster = self._cluster
+
+        def node_ready() -> Observation[None]:
+            plane.check_alive()
+            node = cluster.get(kinds.NODE, NODE_NAME) or {}
+            conditions = {c["type"]: c["status"] for c in (node.get("status") or {}).get("conditions") or []}
+            sa = cluster.get(kinds.SERVICEACCOUNT, "default", "default")
+            return Observation(conditions.get("Ready") == "True" and sa is not None, None,
+                               f"node Ready={conditions.get('Ready', '?')}, default ServiceAccount "
+                               f"{'present' if sa else 'missing'}")
+
+        wait_for(f"KWOK to make node {NODE_NAME} Ready", node_ready, clock=self.clock, timeout=START_TIMEOUT,
+                 interval=1)
+
+    def _reported_versions(self) -> dict[str, str]:
+        """What each binary says of itself (recorded in the report; the API server's is asked over HTTP)."""
+        reported = {"kube-apiserver": self._kubernetes_version}
+        asks = {"etcd": [str(self._binaries_cache.etcd), "--version"], "kwok": [str(self._binaries_cache.kwok),
+                                                                                "--version"]}
+        for version in self.options.istio_versions:
+            folder = self.folders[f"istio/{version}"]
+            asks[f"istioctl {version}"] = [str(folder / "istioctl"), "version", "--remote=false"]
+            asks[f"pilot-discovery {version}"] = [str(folder / "pilot-discovery"), "version", "-s"]
+        for name, argv in asks.items():
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.strip().splitlines()
+            reported[name] = out[0] if out else "?"
+        return reported
+
+    def _await_istiods(self) -> None:
+        assert self.istiods is not None
+        istiods = self.istiods
+
+        def ready() -> Observation[list[str]]:
+            istiods.sync()
+            problems = ready_problems(istiods, self.netns.name)
+            return Observation(not problems and bool(istiods.processes), problems,
+                               "; ".join(problems) or "no istiod process yet")
+
+        with step("real istiod processes ready (/ready on their pod IPs)"):
+            try:
+                wait_for("every istiod process to answer /ready", ready, clock=self.clock, timeout=ISTIOD_READY,
+                         interval=1)
+            except WaitTimeout as exc:
+                print(f"[multirev] {exc}", flush=True)  # the checks that need istiod will say what broke
+
+    def _pilot_binaries(self) -> dict[str, Path]:
+        return {version: self.folders[f"istio/{version}"] / "pilot-discovery"
+                for version in self.options.istio_versions}
+
+    def stop(self) -> None:
+        """Stop every process, remove the namespace and the temporary files; safe to call twice."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        errors = []
+        for action in (self._stop_istiods, self._stop_forwarder, self._stop_processes, self.netns.delete,
+                       self._remove_temp):
+            try:
+                action()
+            except Exception as exc:
+                errors.append(f"{action.__name__}: {exc}")
+        if errors:
+            raise EnvironmentProblem("local backend teardown incomplete: " + "; ".join(errors))
+
+    def _stop_istiods(self) -> None:
+        if self.istiods is not None:
+            self.istiods.stop()
+
+    def _stop_forwarder(self) -> None:
+        if self.forwarder is not None:
+            self.forwarder.stop()
+
+    def _stop_processes(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop_all()
+
+    def _remove_temp(self) -> None:
+        if self.temp is not None:
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+    # -- what the suite asks of a backend --------------------------------------------------------
+    def istioctl(self, version: IstioVersion) -> Istioctl:
+        folder = self.folders.get(f"istio/{version}")
+        if folder is None:
+            raise UsageError(f"istioctl {version} was not built for this run")
+        kubeconfig = getattr(self, "kubeconfig_inside", None)
+        tool = Istioctl(str(folder / "istioctl"), version, self.runner, KubeTarget(str(kubeconfig)))
+        tool.verify_version()
+        return tool
+
+    def samples_dir(self, version: IstioVersion) -> Path:
+        pin = ISTIO[str(version)]
+        return _module_dir(pin.pin.module, pin.pin.version) / "samples"
+
+    def gateway_endpoint(self, role: str) -> Endpoint:
+        raise EnvironmentProblem(f"the {role} gateway cannot be reached: {NO_ENVOY}")
+
+    def info(self) -> BackendInfo:
+        return BackendInfo("local", False, self._kubernetes_version, extra={
+            "netns": self.netns.name, "binaries": dict(self._reported)})
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def leftovers() -> dict[str, list[str]]:
+    """What a run of this backend could leave behind: for the self-test that nothing is."""
+    procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    cache = str(build.default_bin_cache())
+    # A program the backend runs is one of the built binaries, or `ip netns exec multirev-...` before its exec.
+    ours = [p for p in procs if p.startswith(cache) or p.startswith(f"ip netns exec {NAME_PREFIX}")]
+    temps = [str(p) for p in Path(tempfile.gettempdir()).glob("multirev-local-*")]
+    return {"processes": ours, "network namespaces": NetworkNamespace.leftovers(), "temporary directories": temps}

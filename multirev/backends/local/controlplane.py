@@ -1,0 +1,159 @@
+"""etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK as processes in the run's namespace.
+
+All of them listen on 127.0.0.1 inside the namespace. KWOK fakes one node whose pods become
+Running/Ready with an IP from the node's podCIDR, which is a local range of the namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from multirev.backends.local.certs import Pki, make_pki, write_kubeconfig
+from multirev.backends.local.processes import Managed, Supervisor
+from multirev.errors import EnvironmentProblem
+
+POD_CIDR = "10.244.0.0/16"
+NODE_POD_CIDR = "10.244.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"  # first address of the Service range: the `kubernetes` Service
+APISERVER_PORT = 6443
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+NODE_NAME = "kwok-node-0"
+# Only variables a process needs; proxies and cluster hints from the host never leak in.
+_PASS_ENV = ("PATH", "HOME", "LANG", "TZ")
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    return {**{k: os.environ[k] for k in _PASS_ENV if k in os.environ}, **extra}
+
+
+@dataclass(frozen=True)
+class Binaries:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kwok: Path
+    kwok_stages: list[Path]
+
+
+def etcd_argv(binary: Path, data_dir: Path) -> list[str]:
+    # server/embed/config.go@v3.6.5: flags; --unsafe-no-fsync is fine for a store that dies with the run.
+    client = f"http://127.0.0.1:{ETCD_CLIENT_PORT}"
+    peer = f"http://127.0.0.1:{ETCD_PEER_PORT}"
+    return [str(binary), "--name", "local", "--data-dir", str(data_dir),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"local={peer}", "--unsafe-no-fsync", "--log-level", "warn"]
+
+
+def apiserver_argv(binary: Path, pki: Pki) -> list[str]:
+    # cmd/kube-apiserver/app/options@v1.35.4. Aggregator routing makes admission webhooks dial a
+    # Service's endpoint (pod IP:targetPort) instead of its ClusterIP, which nothing would answer here.
+    # The `kubernetes` Service's endpoint reconciler is off: its endpoint would be loopback, which
+    # Endpoints validation refuses.
+    return [str(binary),
+            f"--etcd-servers=http://127.0.0.1:{ETCD_CLIENT_PORT}",
+            "--bind-address=127.0.0.1", f"--secure-port={APISERVER_PORT}", "--advertise-address=127.0.0.1",
+            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=RBAC", "--enable-aggregator-routing=true",
+            "--endpoint-reconciler-type=none", "--allow-privileged=true", "--profiling=false"]
+
+
+def controller_manager_argv(binary: Path, pki: Pki, kubeconfig: Path) -> list[str]:
+    # cmd/kube-controller-manager/app/options@v1.35.4; --secure-port=0 serves nothing. The admin client
+    # certificate (system:masters) covers every controller, so no per-controller credentials. All default
+    # controllers run (node-lifecycle removes the not-ready taint TaintNodesByCondition puts on a new node),
+    # except taint-based eviction: a fake node has nothing to evict for.
+    return [str(binary), f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0",
+            f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_cert}",
+            "--use-service-account-credentials=false", "--controllers=*,-taint-eviction-controller",
+            "--profiling=false"]
+
+
+def scheduler_argv(binary: Path, kubeconfig: Path) -> list[str]:
+    # cmd/kube-scheduler/app/options@v1.35.4
+    return [str(binary), f"--kubeconfig={kubeconfig}", "--leader-elect=false", "--secure-port=0",
+            "--profiling=false"]
+
+
+def kwok_argv(binary: Path, kubeconfig: Path, stages: list[Path]) -> list[str]:
+    # kwok@v0.8.0: pkg/kwok/cmd/root.go flags. It has no built-in stages (it exits "no stages found"), so
+    # kwokctl's defaults are passed (kustomize/stage/fast/kustomization.yaml). The lease-based heartbeat
+    # needs --node-lease-duration-seconds, as kwokctl sets it (pkg/kwokctl/runtime/cluster.go), or the
+    # node-lifecycle controller marks the node unreachable. Without --server-address or --node-port kwok
+    # opens no port. --node-ip is the node's InternalIP: loopback, so nothing dials out for it.
+    argv = [str(binary), f"--kubeconfig={kubeconfig}", f"--manage-single-node={NODE_NAME}",
+            "--node-lease-duration-seconds=40", "--node-ip=127.0.0.1"]
+    for stage in stages:
+        argv.append(f"--config={stage}")
+    return argv
+
+
+def node_manifest(kubelet_version: str) -> dict:
+    # kwok@v0.8.0: kwok never creates nodes (kwokctl does, from kustomize/kwokctl/resource/node.yaml);
+    # node-initialize fills in the rest of the status and keeps what is set. Pod IPs come from
+    # spec.podCIDRs (pod_controller.go). The kubelet version stands for the same release as the control
+    # plane, as on kind: istiod's injector reads it to decide on native sidecars
+    # (istio@1.30.3:pkg/kube/inject/webhook.go, minor >= 33), and KWOK's default ("kwok-v0.8.0") does not parse.
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": NODE_NAME, "annotations": {"kwok.x-k8s.io/node": "fake"},
+                     "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64", "type": "kwok"}},
+        "spec": {"podCIDR": NODE_POD_CIDR, "podCIDRs": [NODE_POD_CIDR]},
+        "status": {"nodeInfo": {"kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version,
+                                "architecture": "amd64", "operatingSystem": "linux"},
+                   "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                   "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"}},
+    }
+
+
+@dataclass
+class ControlPlane:
+    supervisor: Supervisor
+    prefix: list[str]
+    folder: Path
+    binaries: Binaries
+    pki: Pki | None = None
+    kubeconfig: Path | None = None  # for processes inside the namespace
+
+    def start_store_and_apiserver(self) -> None:
+        self.pki = make_pki(self.folder / "pki", SERVICE_IP)
+        self.kubeconfig = write_kubeconfig(self.folder / "inside.kubeconfig", self.pki,
+                                           f"https://127.0.0.1:{APISERVER_PORT}")
+        self._start("etcd", etcd_argv(self.binaries.etcd, self.folder / "etcd"))
+        self._start("kube-apiserver", apiserver_argv(self.binaries.kube_apiserver, self.pki))
+
+    def start_controllers(self) -> None:
+        assert self.pki is not None and self.kubeconfig is not None
+        self._start("kube-controller-manager",
+                    controller_manager_argv(self.binaries.kube_controller_manager, self.pki, self.kubeconfig))
+        self._start("kube-scheduler", scheduler_argv(self.binaries.kube_scheduler, self.kubeconfig))
+        self._start("kwok", kwok_argv(self.binaries.kwok, self.kubeconfig, self.binaries.kwok_stages))
+
+    def _start(self, name: str, argv: list[str]) -> Managed:
+        return self.supervisor.start(name, [*self.prefix, *argv], env=base_env(), cwd=self.folder)
+
+    def check_alive(self) -> None:
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+            managed = self.supervisor.get(name)
+            if managed is not None and not managed.alive():
+                raise EnvironmentProblem(f"{name} exited ({managed.proc.returncode}): {managed.tail()}")
+
+
+def readyz(session: requests.Session, url: str) -> tuple[bool, str]:
+    try:
+        response = session.get(f"{url}/readyz", timeout=5)
+    except requests.RequestException as exc:
+        return False, f"{type(exc).__name__}: {str(exc)[-160:]}"
+    return response.status_code == 200, f"HTTP {response.status_code} {response.text[:120]}"

@@ -1,0 +1,94 @@
+"""The local backend starts a real control plane in its own network namespace and leaves nothing behind."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from multirev.backends.local.controlplane import NODE_POD_CIDR
+from multirev.backends.local.pins import KUBERNETES
+from multirev.clock import WallClock
+from multirev.kube import kinds
+from multirev.waits import Observation, wait_for
+from tests.local.conftest import PROFILE, local_versions, nothing_left, require
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pod(namespace: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": namespace},
+            "spec": {"containers": [{"name": "c", "image": "example.invalid/none:1"}]}}
+
+
+def test_real_control_plane_runs_pods_on_a_fake_node_and_leaves_nothing(make_backend) -> None:
+    """/version reports the pinned release; the scheduler binds a pod to the KWOK node, which gives it an IP
+    from the node's podCIDR and marks it Ready; stop() leaves no process, namespace or temporary folder."""
+    backend = make_backend([], run_id="lifecycle")
+    cluster = backend.start()
+    assert cluster.kubernetes_version() == KUBERNETES.version
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "probe"}})
+
+    def created() -> Observation[None]:  # the ServiceAccount admission needs `default`, made by the controller
+        return Observation(cluster.get(kinds.SERVICEACCOUNT, "default", "probe") is not None, None, "no SA yet")
+
+    wait_for("ServiceAccount probe/default", created, clock=WallClock(), timeout=60, interval=1)
+    cluster.apply(_pod("probe"))
+
+    def ready() -> Observation[dict]:
+        pod = cluster.get(kinds.POD, "probe", "probe") or {}
+        status = pod.get("status") or {}
+        conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        return Observation(conditions.get("Ready") == "True" and bool(status.get("podIP")), pod,
+                           f"phase {status.get('phase')}, IP {status.get('podIP')}, Ready={conditions.get('Ready')}")
+
+    pod = wait_for("pod probe/probe Ready with an IP", ready, clock=WallClock(), timeout=90, interval=1)
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(NODE_POD_CIDR)
+    assert pod["spec"]["nodeName"] == "kwok-node-0"
+    assert backend.info().kubernetes_version == KUBERNETES.version
+    backend.stop()
+    assert nothing_left() == {}
+
+
+def test_a_failure_during_start_leaves_nothing(make_backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A control plane that cannot come up (here: KWOK refuses a bad flag) fails start() with the process's own
+    words, and still leaves nothing behind."""
+    from multirev.backends.local import controlplane
+
+    backend = make_backend([], run_id="failstart")
+    monkeypatch.setattr(controlplane, "scheduler_argv", lambda binary, kubeconfig: [str(binary), "--no-such-flag"])
+    with pytest.raises(Exception, match="kube-scheduler exited"):
+        backend.start()
+    assert nothing_left() == {}
+
+
+def test_ctrl_c_during_a_conformance_run_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT to `pytest suites --backend local` while istioctl installs: pytest tears down the session, the
+    backend stops every process and removes its namespace and temporary files."""
+    require(local_versions())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "suites", "--backend", "local", "--profile", PROFILE, "-p", "no:xdist",
+         "-k", "control_plane", "--reports-dir", str(tmp_path / "reports"), "-q"],
+        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    seen = []
+    deadline = time.monotonic() + 300
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line.rstrip())
+        if "istioctl install revision" in line or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any("istioctl install revision" in line for line in seen), "\n".join(seen[-20:])
+    assert nothing_left() == {}

@@ -1,0 +1,117 @@
+"""The local backend's build recipes: wrapper modules, version ldflags, pins and checksum policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from multirev.backends.local import build
+from multirev.backends.local.pins import ISTIO, KUBERNETES
+from multirev.errors import EnvironmentProblem, UsageError
+from multirev.istio.versions import IstioVersion
+
+KUBERNETES_GO_MOD = """module k8s.io/kubernetes
+
+go 1.25.0
+
+require (
+\tgithub.com/blang/semver/v4 v4.0.0
+\tk8s.io/api v0.0.0
+\tk8s.io/client-go v0.0.0
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/client-go => ./staging/src/k8s.io/client-go
+)
+"""
+
+ETCD_GO_MOD = """module go.etcd.io/etcd/server/v3
+
+go 1.24
+
+require (
+\tgo.etcd.io/etcd/api/v3 v3.6.5
+\tgo.etcd.io/etcd/client/v3 v3.6.5 // indirect
+)
+
+replace (
+\tgo.etcd.io/etcd/api/v3 => ../api
+\tgo.etcd.io/etcd/client/v3 => ../client/v3
+)
+
+replace go.etcd.io/etcd => ./FORBIDDEN_DEPENDENCY
+"""
+
+
+def test_kubernetes_wrapper_pins_staging_modules_to_the_release() -> None:
+    text = build.wrapper_go_mod(build.kubernetes_recipe(), KUBERNETES_GO_MOD)
+    assert f"require k8s.io/kubernetes {KUBERNETES.version}" in text
+    minor_patch = KUBERNETES.version.lstrip("v").split(".", 1)[1]
+    assert f"\tk8s.io/api => k8s.io/api v0.{minor_patch}" in text
+    assert f"\tk8s.io/client-go => k8s.io/client-go v0.{minor_patch}" in text
+    assert "go 1.25.0" in text
+    assert "./staging" not in text
+
+
+def test_etcd_wrapper_uses_the_required_sibling_versions_and_drops_the_forbidden_guard() -> None:
+    text = build.wrapper_go_mod(build.etcd_recipe(), ETCD_GO_MOD)
+    assert "\tgo.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 v3.6.5" in text
+    assert "\tgo.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 v3.6.5" in text
+    assert "FORBIDDEN" not in text and "../" not in text
+
+
+def test_a_relative_replace_without_a_version_is_refused() -> None:
+    recipe = build.kwok_recipe()
+    with pytest.raises(EnvironmentProblem, match="no version is known"):
+        build.wrapper_go_mod(recipe, "module x\n\nrequire example.com/y v0.0.0\n\nreplace example.com/y => ../y\n")
+
+
+def test_kubernetes_ldflags_make_version_report_the_release() -> None:
+    flags = " ".join(build.kubernetes_recipe().ldflags)
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {package}.gitVersion={KUBERNETES.version}" in flags
+        assert f"-X {package}.gitMinor={KUBERNETES.version.split('.')[1]}" in flags
+
+
+@pytest.mark.parametrize("version", sorted(ISTIO))
+def test_istio_recipes_set_the_version_upstream_sets(version: str) -> None:
+    pin = ISTIO[version]
+    recipe = build.istio_recipe(pin)
+    flags = " ".join(recipe.ldflags)
+    assert f"-X {pin.version_package}.buildVersion={version}" in flags
+    assert f"-X {pin.version_package}.buildHub={pin.hub}" in flags
+    assert set(recipe.packages) == {"istioctl", "pilot-discovery"}
+    assert str(IstioVersion.parse(version)) == version  # the suite reads back what the build bakes in
+
+
+def test_every_pin_served_here_is_checksum_pinned() -> None:
+    for version, pin in ISTIO.items():
+        if pin.served_here:
+            assert pin.pin.zip_sum.startswith("h1:"), version
+        else:
+            assert pin.notes, f"{version}: say why it cannot be built here"
+
+
+def test_unknown_istio_version_is_one_clear_line() -> None:
+    with pytest.raises(UsageError, match="no build pin for Istio 1.27.0"):
+        build.recipes_for(["1.27.0"])
+
+
+def test_checksum_verification_cannot_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOSUMDB", "off")
+    with pytest.raises(EnvironmentProblem, match="GOSUMDB=off"):
+        build.GoTool.find()
+
+
+def test_no_sum_database_exemptions_reach_the_go_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GONOSUMDB", "*")
+    monkeypatch.setenv("GOFLAGS", "-mod=vendor -buildvcs=false")
+    tool = build.GoTool.find()
+    assert "GONOSUMDB" not in tool.env
+    assert "-mod=vendor" not in tool.env["GOFLAGS"] and "-mod=mod" in tool.env["GOFLAGS"]
+
+
+def test_binary_names_follow_the_go_command() -> None:
+    assert build.go_binary_name("go.etcd.io/etcd/server/v3") == "server"
+    assert build.go_binary_name("k8s.io/kubernetes/cmd/kube-apiserver") == "kube-apiserver"
+    assert build.go_binary_name("example.com/v2tool") == "v2tool"
