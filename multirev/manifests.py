@@ -43,3 +43,38 @@ def render(declared: str, namespace: str, labels: dict[str, str] | None = None, 
         meta["labels"] = {**(meta.get("labels") or {}), **(labels or {})}
         docs.append(doc)
     return docs
+
+
+def own_gateway(obj: Obj, revision: str) -> Obj:
+    """A Gateway whose selector names no revision also selects the other revision's gateway pods (both carry
+    `istio: ingressgateway`). `istioctl analyze` then reports two such Gateways in different namespaces with
+    the same port and host as IST0145 ConflictingGateways, an Error (istio@1.30.3:pkg/config/analysis/
+    analyzers/gateway/conflictinggateway.go; msg/messages.yaml), although discoverySelectors keep them
+    apart at run time. Selecting the revision's own gateway pods (labelled istio.io/rev) removes the overlap."""
+    if obj.get("kind") == "Gateway":
+        selector = (obj.get("spec") or {}).get("selector")
+        if selector and "istio.io/rev" not in selector:
+            obj["spec"]["selector"] = {**selector, "istio.io/rev": revision}
+    return obj
+
+
+def backed_subsets(obj: Obj, workload_labels: list[dict[str, str]]) -> Obj:
+    """Drop DestinationRule subsets whose labels no workload carries. Bookinfo's destination-rule-all.yaml
+    names ratings v2-mysql and v2-mysql-vm, which bookinfo.yaml does not deploy, and `istioctl analyze`
+    reports each as IST0173 DestinationRuleSubsetNotSelectPods, an Error (istio@1.30.3:pkg/config/analysis/
+    analyzers/destinationrule/subset.go; msg/messages.yaml)."""
+    if obj.get("kind") == "DestinationRule" and (obj.get("spec") or {}).get("subsets"):
+        obj["spec"]["subsets"] = [
+            s for s in obj["spec"]["subsets"]
+            if any(all(labels.get(k) == v for k, v in (s.get("labels") or {}).items()) for labels in workload_labels)]
+    return obj
+
+
+def workload_labels(declared: list[str], samples_dir: Path, variables: dict[str, str] | None = None) -> list[dict]:
+    """Pod template labels of every Deployment in the declared manifests."""
+    found = []
+    for item in declared:
+        for doc in _load(source_path(item, samples_dir), tuple(sorted((variables or {}).items()))):
+            if doc.get("kind") == "Deployment":
+                found.append(((doc.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
+    return found

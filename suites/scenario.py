@@ -65,10 +65,20 @@ def wait_rolled_out(mesh: MeshSetup, namespace: str, deployment: str, timeout: f
 
     def rolled_out() -> Observation[None]:
         deploy = mesh.cluster.get(kinds.DEPLOYMENT, deployment, namespace) or {}
-        status, wanted = deploy.get("status", {}), (deploy.get("spec") or {}).get("replicas", 1)
-        done = status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas") == wanted
-        return Observation(done, None, f"{status.get('readyReplicas', 0)}/{wanted} ready, "
-                                       f"{status.get('updatedReplicas', 0)} updated, {status.get('replicas', 0)} pods")
+        return Observation(*rollout_state(deploy))
 
     return wait_problem(f"rollout of Deployment {namespace}/{deployment}", rolled_out, clock=mesh.cluster.clock,
                         timeout=timeout, interval=2)
+
+
+def rollout_state(deploy: dict) -> tuple[bool, None, str]:
+    """Done, as `kubectl rollout status` judges it: the controller has observed the current spec (status.
+    observedGeneration >= metadata.generation) and every replica is updated and ready (kubernetes@v1.35.4:
+    staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go). Without the generation check a wait
+    right after a restart reads the previous rollout's status and ends at once (seen on the local backend)."""
+    status, wanted = deploy.get("status", {}), (deploy.get("spec") or {}).get("replicas", 1)
+    observed = status.get("observedGeneration", 0) >= (deploy.get("metadata") or {}).get("generation", 0)
+    done = observed and status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas") == wanted
+    return done, None, (f"{deploy.get('metadata', {}).get('name', '?')}: {status.get('readyReplicas', 0)}/{wanted} "
+                        f"ready, {status.get('updatedReplicas', 0)} updated, {status.get('replicas', 0)} pods"
+                        + ("" if observed else ", new spec not yet observed"))

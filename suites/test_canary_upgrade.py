@@ -16,7 +16,7 @@ from multirev.progress import step
 from multirev.traffic import mesh_get
 from multirev.waits import Observation, wait_problem
 from suites.conftest import BOOKINFO, CLIENT, assert_no_problems
-from suites.scenario import discovery_problems
+from suites.scenario import discovery_problems, rollout_state
 
 ROLLOUT_TIMEOUT = 300.0
 REQUESTS_PER_TICK = 5
@@ -58,11 +58,9 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
             send(mesh, namespace, tally, REQUESTS_PER_TICK)
             pending = []
             for deploy in cluster.list(kinds.DEPLOYMENT, namespace):
-                status, wanted = deploy.get("status", {}), deploy["spec"].get("replicas", 1)
-                if not (status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas")
-                        == wanted):
-                    pending.append(f"{deploy['metadata']['name']} {status.get('readyReplicas', 0)}/{wanted} ready, "
-                                   f"{status.get('replicas', 0)} pods")
+                done, _, state = rollout_state(deploy)
+                if not done:
+                    pending.append(state)
             return Observation(not pending, None, "; ".join(pending) or "all rolled out")
 
         problem = wait_problem(f"rollout of {namespace} onto revision {target.plane.revision}", rolled_out,

@@ -98,6 +98,13 @@ CAPABILITIES: tuple[Capability, ...] = (
         "ENABLE_NATIVE_SIDECARS defaults to auto: native sidecars when every kubelet is >= 1.33",
     ),
     Capability(
+        "uninstall-selects-owning-resource", (1, 24), None,
+        "istio@1.24.0:operator/cmd/mesh/uninstall.go, operator/pkg/uninstall/prune.go GetPrunedResources; "
+        "istio@1.30.3: same",
+        "`uninstall --revision` also selects owning-resource(-namespace) labels from the IstioOperator it is given "
+        "(without -f: the default profile's metadata, namespace istio-system)",
+    ),
+    Capability(
         "tag-service", (1, 28), None,
         "istio@1.28.0:manifests/charts/istio-control/istio-discovery/templates/revision-tags-svc.yaml",
         "`istioctl tag set` also creates Service istiod-revision-tag-<tag>",

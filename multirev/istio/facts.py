@@ -16,6 +16,9 @@ REV_LABEL = "istio.io/rev"
 TAG_LABEL = "istio.io/tag"
 INJECTION_LABEL = "istio-injection"  # legacy label; wins over istio.io/rev in the webhook selectors
 INJECT_POD_LABEL = "sidecar.istio.io/inject"
+# istio@1.30.3:operator/pkg/manifest/name.go: which IstioOperator (name, namespace) an installed object belongs to
+OWNING_RESOURCE_LABEL = "install.operator.istio.io/owning-resource"
+OWNING_RESOURCE_NAMESPACE_LABEL = "install.operator.istio.io/owning-resource-namespace"
 COMPONENT_LABEL = "operator.istio.io/component"  # istio@1.30.3:operator/pkg/install/install.go getOwnerLabels
 SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status"  # istio@1.30.3:pkg/kube/inject/inject.go
 REV_ANNOTATION = "istio.io/rev"  # files/injection-template.yaml: the injecting istiod's own revision

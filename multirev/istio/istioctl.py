@@ -78,11 +78,16 @@ class Istioctl:
         at 1.18.5 and 1.30.3). Prints `✔ Installation complete` on success."""
         return self._run("install", "-f", str(iop_file), "-y", timeout=INSTALL_TIMEOUT)
 
-    def uninstall_revision(self, revision: str) -> Completed:
-        """`uninstall --revision <rev> -y` (operator/cmd/mesh/uninstall.go, 1.18.5 and 1.30.3)."""
+    def uninstall_revision(self, revision: str, iop_file: Path | None = None) -> Completed:
+        """`uninstall --revision <rev> [-f <iop>] -y` (operator/cmd/mesh/uninstall.go, 1.18.5 and 1.30.3).
+        From 1.24 a revision uninstall prunes only objects whose owning-resource labels match the IstioOperator
+        it is given, the default profile's (`istio-system`, no name) without -f (istio@1.24.0:operator/cmd/mesh/
+        uninstall.go, operator/pkg/uninstall/prune.go GetPrunedResources), so a revision installed elsewhere
+        needs its own file; before 1.24 the file changes nothing (helmreconciler/prune.go selects by revision)."""
         if not supports(self.version, "uninstall-command"):
             raise UsageError(f"istioctl {self.version} has no top-level `uninstall` command")
-        return self._run("uninstall", "--revision", revision, "-y", timeout=INSTALL_TIMEOUT)
+        file_args = ["-f", str(iop_file)] if iop_file is not None else []
+        return self._run("uninstall", "--revision", revision, *file_args, "-y", timeout=INSTALL_TIMEOUT)
 
     def uninstall_purge(self) -> Completed:
         return self._run("uninstall", "--purge", "-y", timeout=INSTALL_TIMEOUT)

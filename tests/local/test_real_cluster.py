@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 from kubernetes.client.rest import ApiException
@@ -18,15 +19,31 @@ from kubernetes.client.rest import ApiException
 from fixtures.mesh import MeshSetup, build_mesh
 from multirev.backends.local import build
 from multirev.backends.local.backend import LocalBackend, LocalOptions
+from multirev.backends.local.compare import (
+    Difference,
+    analyze_findings,
+    diff_objects,
+    diff_values,
+    injected_pod,
+    istio_objects,
+    push_shape,
+)
+from multirev.backends.local.differences import explain, unused
+from multirev.backends.local.pins import KUBERNETES
+from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.analyze import check_analyze
 from multirev.checks.control_plane import ControlPlaneState, check_control_plane
 from multirev.checks.injection import check_namespace_labels, check_pod
 from multirev.checks.tags import TagState, check_tag
 from multirev.checks.webhooks import check_webhook_services
+from multirev.checks.xds import push_lines
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
 from multirev.istio import facts
+from multirev.istio.versions import KubeVersion
+from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
+from multirev.observe import istiod_logs, workload_pods
 from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 from multirev.waits import Observation, wait_for
@@ -158,31 +175,6 @@ def test_virtual_service_naming_a_missing_gateway_fails_analyze(real_mesh: MeshS
         real_mesh.cluster.delete(kinds.VIRTUAL_SERVICE, "dangling", app)
 
 
-def test_uninstalling_the_wrong_revision_breaks_the_one_meant_to_stay(real_mesh: MeshSetup) -> None:
-    """`uninstall --revision <stable>` when the canary was meant: the control-plane check of the revision that was
-    to stay names its missing istiod Deployment and webhooks. Runs last: it removes a revision."""
-    stable = _plane(real_mesh, "stable")
-    result = real_mesh.istioctl("stable").uninstall_revision(stable.revision)
-    assert result.returncode == 0, result.stderr
-
-    def gone() -> Observation[ControlPlaneState]:
-        state = ControlPlaneState(
-            install=None,
-            istiod=real_mesh.cluster.get(kinds.DEPLOYMENT, facts.istiod_name(stable.revision), stable.namespace),
-            injector_webhook=real_mesh.cluster.get(kinds.MUTATING_WEBHOOK, facts.injector_webhook_name(
-                stable.revision, stable.namespace)),
-            validator_webhook=real_mesh.cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(
-                stable.revision, stable.namespace)))
-        return Observation(state.istiod is None, state, "istiod still there")
-
-    state = wait_for("the stable istiod Deployment to be removed", gone, clock=real_mesh.cluster.clock,
-                     timeout=120, interval=2)
-    problems = check_control_plane(stable, state)
-    assert f"Deployment {stable.namespace}/{facts.istiod_name(stable.revision)} does not exist" in problems
-    assert any(facts.injector_webhook_name(stable.revision, stable.namespace) in p for p in problems), problems
-
-
-
 # -- the model held against the real control plane ------------------------------------------------------
 
 
@@ -268,3 +260,69 @@ def _judge(pair: Pair, record_property: pytest.RecordProperty) -> None:
     unexplained = [str(d) for d in pair.differences if explain(d) is None]
     record_property("unexplained_differences", len(unexplained))
     assert not unexplained, "model and real control plane differ:\n  " + "\n  ".join(unexplained)
+
+
+def _stable_state(mesh: MeshSetup) -> ControlPlaneState:
+    stable = _plane(mesh, "stable")
+    return ControlPlaneState(
+        install=None,
+        istiod=mesh.cluster.get(kinds.DEPLOYMENT, facts.istiod_name(stable.revision), stable.namespace),
+        injector_webhook=mesh.cluster.get(kinds.MUTATING_WEBHOOK, facts.injector_webhook_name(
+            stable.revision, stable.namespace)),
+        validator_webhook=mesh.cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(
+            stable.revision, stable.namespace)))
+
+
+def _removed_by(mesh: MeshSetup, action) -> set:
+    """Keys of istioctl-made objects that `action` removed, once the removal has settled."""
+    before = set(istio_objects(mesh.cluster))
+    result = action()
+    assert result.returncode == 0, result.stderr
+
+    def settled() -> Observation[set]:
+        first = set(istio_objects(mesh.cluster))
+        mesh.cluster.clock.sleep(3)
+        second = set(istio_objects(mesh.cluster))
+        return Observation(first == second, before - second, f"{len(before - second)} removed so far")
+
+    return wait_for("the removal to settle", settled, clock=mesh.cluster.clock, timeout=180, interval=1)
+
+
+def test_uninstalling_the_wrong_revision_breaks_the_one_meant_to_stay(
+        pair: Pair, record_property: pytest.RecordProperty) -> None:
+    """`uninstall --revision <stable>` when the canary was meant: the control-plane check of the revision that was
+    to stay names its missing istiod Deployment and webhooks. The model, given the same command, removes the same
+    objects. Runs after the non-destructive tests: it removes a revision."""
+    for name, mesh in _both(pair):
+        stable = _plane(mesh, "stable")
+        removed = _removed_by(mesh, lambda m=mesh, r=stable.revision: m.istioctl("stable").uninstall_revision(
+            r, m.iop_files["stable"]))
+        if name == "real":
+            pair.removed_by_real_uninstall = removed
+            problems = check_control_plane(stable, _stable_state(mesh))
+            assert f"Deployment {stable.namespace}/{facts.istiod_name(stable.revision)} does not exist" in problems
+            assert any(facts.injector_webhook_name(stable.revision, stable.namespace) in p for p in problems), problems
+        else:
+            model_removed = removed
+    pair.compared += len(model_removed | pair.removed_by_real_uninstall)
+    pair.differences += diff_values("uninstall", "objects `uninstall --revision` removed",
+                                    sorted(map("/".join, model_removed)),
+                                    sorted(map("/".join, pair.removed_by_real_uninstall)))
+    _judge(pair, record_property)
+
+
+def test_purge_removes_the_same_on_both(pair: Pair, record_property: pytest.RecordProperty) -> None:
+    """After removing the remaining tags, `uninstall --purge` removes the same istioctl-made objects on the model
+    as on the real control plane; then no listed simplification is stale."""
+    removed = {}
+    for name, mesh in _both(pair):
+        for role in ("stable", "canary"):
+            plane = _plane(mesh, role)
+            mesh.istioctl(role).tag_remove(plane.tag, plane.namespace)
+        removed[name] = _removed_by(mesh, lambda m=mesh: m.istioctl("canary").uninstall_purge())
+    pair.compared += len(removed["model"] | removed["real"])
+    pair.differences += diff_values("purge", "objects `uninstall --purge` removed",
+                                    sorted(map("/".join, removed["model"])), sorted(map("/".join, removed["real"])))
+    _judge(pair, record_property)
+    stale = unused(pair.differences)
+    assert not stale, f"listed simplifications that no longer occur (remove them): {', '.join(stale)}"

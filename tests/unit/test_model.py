@@ -84,7 +84,8 @@ def test_revision_uninstall_leaves_user_managed_tags_from_1_21(tmp_path: Path, p
     canary = install(backend, plan, "canary", tmp_path)
     plane = plan.plane("canary").plane
     assert canary.tag_set(plane.tag, plane.revision, plane.namespace).returncode == 0
-    assert canary.uninstall_revision(plane.revision).returncode == 0
+    iop = tmp_path / f"iop-{plane.revision}.yaml"  # as install() wrote it (multirev/istio/operator.py write)
+    assert canary.uninstall_revision(plane.revision, iop).returncode == 0
     revision_label = {facts.REV_LABEL: plane.revision}
     left = [w["metadata"]["name"] for w in cluster.list(kinds.MUTATING_WEBHOOK, labels=revision_label)]
     assert left == ([facts.tag_webhook_name(plane.tag, plane.namespace)] if tag_stays else [])
@@ -171,7 +172,44 @@ def test_saved_istio_operator_keeps_the_run_label(tmp_path: Path) -> None:
     plane = plan.plane("stable")
     tool = backend.istioctl(plane.plane.version)
     assert tool.install(operator.write(plane, tmp_path, run_labels=plan.run_labels)).returncode == 0
-    assert tool.uninstall_revision(plane.plane.revision).returncode == 0
+    assert tool.uninstall_revision(plane.plane.revision, tmp_path / f"iop-{plane.plane.revision}.yaml").returncode == 0
     left = cluster.list(kinds.ISTIO_OPERATOR, labels=plan.run_labels)
     assert [o["metadata"]["name"] for o in left] == [facts.installed_state_name(f"stable-{plane.plane.revision}",
                                                                                 plane.plane.revision)]
+
+
+def test_revision_uninstall_from_1_24_prunes_only_what_the_given_istiooperator_owns(tmp_path: Path) -> None:
+    """Real istioctl 1.31 against a real API server showed it (tests/local): without -f, `uninstall --revision`
+    selects owning-resource-namespace=istio-system from the default profile, so a revision installed into its own
+    namespace is left whole; with its IstioOperator file it is removed (istio@1.30.3:operator/pkg/uninstall/
+    prune.go GetPrunedResources)."""
+    backend, cluster, plan = make(tmp_path, "current", KubeVersion(1, 35))
+    install(backend, plan, "stable", tmp_path)
+    canary = install(backend, plan, "canary", tmp_path)
+    plane = plan.plane("canary").plane
+    istiod = (kinds.DEPLOYMENT, facts.istiod_name(plane.revision), plane.namespace)
+    assert canary.uninstall_revision(plane.revision).returncode == 0
+    assert cluster.get(*istiod) is not None
+    assert canary.uninstall_revision(plane.revision, tmp_path / f"iop-{plane.revision}.yaml").returncode == 0
+    assert cluster.get(*istiod) is None
+
+
+def test_model_analyze_reports_what_real_analyze_reported_for_raw_bookinfo(tmp_path: Path) -> None:
+    """Upstream's Bookinfo applied as is to both app namespaces: the real `istioctl analyze` (tests/local) reports
+    IST0145 for the two `istio: ingressgateway` Gateways and IST0173 for ratings' v2-mysql subsets; so does the
+    model. The suite's set-up avoids both (multirev.manifests own_gateway and backed_subsets)."""
+    from multirev import manifests
+
+    backend, cluster, plan = make(tmp_path, "current", KubeVersion(1, 35))
+    samples = backend.samples_dir(plan.plane("stable").plane.version)
+    for namespace in ("app-a", "app-b"):
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        for declared in ("samples:bookinfo/platform/kube/bookinfo.yaml",
+                         "samples:bookinfo/networking/bookinfo-gateway.yaml",
+                         "samples:bookinfo/networking/destination-rule-all.yaml"):
+            for obj in manifests.render(declared, namespace, samples_dir=samples):
+                cluster.apply(obj)
+    findings = backend.mesh.analyze("app-b")
+    assert any(f.startswith("Error [IST0145] (Gateway app-b/bookinfo-gateway) Conflict with gateways "
+                            "app-a/bookinfo-gateway") for f in findings), findings
+    assert any("[IST0173] (DestinationRule app-b/ratings) The Subset v2-mysql " in f for f in findings), findings

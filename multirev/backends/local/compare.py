@@ -127,9 +127,16 @@ def diff_objects(area: str, model: dict[Key, Any], real: dict[Key, Any]) -> list
 
 
 def diff_values(area: str, subject: str, model: Any, real: Any) -> list[Difference]:
+    """Dicts field by field, lists item by item (as sets), anything else as a whole."""
     if model == real:
         return []
     if isinstance(model, dict) and isinstance(real, dict):
-        return [Difference(area, subject, f"{field}: model {model.get(field)!r} vs real {real.get(field)!r}")
-                for field in sorted(set(model) | set(real)) if model.get(field) != real.get(field)]
+        out = []
+        for field in sorted(set(model) | set(real)):
+            out += diff_values(area, f"{subject} {field}", model.get(field), real.get(field))
+        return out
+    if isinstance(model, list) and isinstance(real, list):
+        return ([Difference(area, subject, f"only in the model: {item}") for item in model if item not in real]
+                + [Difference(area, subject, f"only on the real cluster: {item}") for item in real
+                   if item not in model])
     return [Difference(area, subject, f"model {model!r} vs real {real!r}")]

@@ -158,6 +158,9 @@ class SimulatedIstioctl:
                 return "", "Error: could not find target revision\n", 1
             doomed = [o for o in store.all() if labels_of(o).get(facts.REV_LABEL) == rev
                       and labels_of(o).get(facts.COMPONENT_LABEL) in facts.REVISION_PRUNED_COMPONENTS]
+            if supports(version, "uninstall-selects-owning-resource"):
+                owner = self._uninstall_owner(flags.get("filename"))
+                doomed = [o for o in doomed if all(labels_of(o).get(k) == v for k, v in owner.items())]
             if saved_iops:
                 doomed += [o for o in store.list(kinds.ISTIO_OPERATOR)
                            if o["metadata"]["name"] == facts.installed_state_name_pruned(rev)]
@@ -170,10 +173,29 @@ class SimulatedIstioctl:
         for obj in doomed:
             self.cluster.delete(kinds.of(obj), obj["metadata"]["name"], obj["metadata"].get("namespace"))
         if mode == "revision":
-            self.mesh.revisions.pop(str(flags["revision"]), None)
+            rev = str(flags["revision"])
+            # The revision is gone once its istiod is (a 1.24+ uninstall may have selected nothing).
+            if not any(labels_of(o).get(facts.REV_LABEL) == rev and labels_of(o).get(facts.COMPONENT_LABEL) == "Pilot"
+                       for o in store.all()):
+                self.mesh.revisions.pop(rev, None)
         else:
             self.mesh.revisions.clear()
         return "✔ Uninstall complete\n", "", 0
+
+    @staticmethod
+    def _uninstall_owner(filename: object) -> dict[str, str]:
+        """The owning-resource labels a 1.24+ revision uninstall selects: metadata.name and metadata.namespace of
+        the given IstioOperator merged over the default profile's (namespace istio-system, no name)
+        (istio@1.30.3:operator/cmd/mesh/uninstall.go; manifests/profiles/default.yaml; operator/pkg/uninstall/
+        prune.go GetPrunedResources adds a label only when the value is not empty)."""
+        meta = {"namespace": facts.DEFAULT_ISTIO_NAMESPACE}
+        if filename:
+            doc = yaml.safe_load(Path(str(filename)).read_text()) or {}
+            meta.update({k: v for k, v in (doc.get("metadata") or {}).items() if k in ("name", "namespace") and v})
+        owner = {facts.OWNING_RESOURCE_NAMESPACE_LABEL: meta["namespace"]}
+        if meta.get("name"):
+            owner[facts.OWNING_RESOURCE_LABEL] = meta["name"]
+        return owner
 
     def _tag_set(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:
         if len(args) != 1 or not flags.get("revision"):
