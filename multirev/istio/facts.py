@@ -123,3 +123,9 @@ def tag_list_empty_message(version: IstioVersion) -> str:
     if version.minor_line >= (1, 30):
         return "No Istio revision tags found."
     return "No Istio revision tag MutatingWebhookConfigurations to list"
+
+
+def push_full_flag(version: IstioVersion) -> str:
+    """The last field of the push log line: `full=` up to 1.30, `forced=` from 1.31 (istio@1.30.3 vs release-1.31
+    at eed52ebb66ad: pilot/pkg/xds/discovery.go; seen in the real 1.31-dev istiod's log)."""
+    return "forced" if version.minor_line >= (1, 31) else "full"

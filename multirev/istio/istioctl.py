@@ -119,8 +119,14 @@ class Istioctl:
         """`proxy-status -r <rev>`: which proxies a revision's istiod serves (istioctl/pkg/proxystatus)."""
         return self._run("proxy-status", "--revision", revision)
 
-    def analyze(self, namespace: str) -> Completed:
-        return self._run("analyze", "--namespace", namespace)
+    def analyze(self, namespace: str, revision: str, istio_namespace: str) -> Completed:
+        """`analyze --namespace <ns> --revision <rev> --istioNamespace <istio ns>`: without --revision analyze reads
+        Istio config as revision `default`, which leaves out every object labelled istio.io/rev=<another>
+        (istio@1.30.3:istioctl/pkg/analyze/analyze.go, pkg/config/model.go LabelsInRevision; 1.18.5:
+        istioctl/cmd/analyze.go has the same flag), and it reads that revision's mesh config from the istio
+        namespace."""
+        return self._run("analyze", "--namespace", namespace, "--revision", revision,
+                         "--istioNamespace", istio_namespace)
 
 
 def parse_tag_table(text: str) -> list[TagRow]:

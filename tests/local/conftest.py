@@ -46,8 +46,9 @@ def require(istio_versions: list[str]) -> None:
     pytest.skip(reason)
 
 
-def nothing_left() -> dict[str, list[str]]:
-    return {what: items for what, items in leftovers().items() if items}
+def nothing_left(run_id: str) -> dict[str, list[str]]:
+    """What the run `run_id` left behind (other runs may be going on in parallel)."""
+    return {what: items for what, items in leftovers(run_id).items() if items}
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_real_control_plane_runs_pods_on_a_fake_node_and_leaves_nothing(make_bac
     assert pod["spec"]["nodeName"] == "kwok-node-0"
     assert backend.info().kubernetes_version == KUBERNETES.version
     backend.stop()
-    assert nothing_left() == {}
+    assert nothing_left("lifecycle") == {}
 
 
 def test_a_failure_during_start_leaves_nothing(make_backend, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +65,7 @@ def test_a_failure_during_start_leaves_nothing(make_backend, monkeypatch: pytest
     monkeypatch.setattr(controlplane, "scheduler_argv", lambda binary, kubeconfig: [str(binary), "--no-such-flag"])
     with pytest.raises(Exception, match="kube-scheduler exited"):
         backend.start()
-    assert nothing_left() == {}
+    assert nothing_left("failstart") == {}
 
 
 def test_ctrl_c_during_a_conformance_run_leaves_nothing(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_ctrl_c_during_a_conformance_run_leaves_nothing(tmp_path: Path) -> None:
     require(local_versions())
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "suites", "--backend", "local", "--profile", PROFILE, "-p", "no:xdist",
-         "-k", "control_plane", "--reports-dir", str(tmp_path / "reports"), "-q"],
+         "-s", "-k", "control_plane", "--reports-dir", str(tmp_path / "reports"), "--run-id", "ctrlc", "-q"],
         cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen = []
@@ -91,4 +91,5 @@ def test_ctrl_c_during_a_conformance_run_leaves_nothing(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert any("istioctl install revision" in line for line in seen), "\n".join(seen[-20:])
-    assert nothing_left() == {}
+    assert proc.returncode != 0, "an interrupted run must not report success"
+    assert nothing_left("ctrlc") == {}

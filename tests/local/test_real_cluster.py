@@ -68,7 +68,7 @@ def real_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSetup]:
         yield build_mesh(plan, backend, cluster, work, {CLIENT})
     finally:
         backend.stop()
-    assert nothing_left() == {}
+    assert nothing_left("faults") == {}
 
 
 def _plane(mesh: MeshSetup, role: str):
@@ -85,94 +85,6 @@ def _await_sa(mesh: MeshSetup, namespace: str) -> None:
         return Observation(mesh.cluster.get(kinds.SERVICEACCOUNT, "default", namespace) is not None, None, "missing")
 
     wait_for(f"ServiceAccount {namespace}/default", present, clock=mesh.cluster.clock, timeout=60, interval=1)
-
-
-def test_tag_set_without_i_points_the_webhook_at_a_missing_service(real_mesh: MeshSetup) -> None:
-    """The original field bug: `tag set` without `-i` while istiod runs in its own namespace. The webhook check
-    names the tag's webhook and the missing Service, and the real API server refuses pods under that tag."""
-    stable = _plane(real_mesh, "stable")
-    tool = real_mesh.istioctl("stable")
-    tag = "forgot-i"
-    set_result = tool.runner.run(tool.argv("tag", "set", tag, "--revision", stable.revision, "-y"), timeout=120)
-    assert set_result.returncode == 0, set_result.stderr
-    try:
-        webhooks = real_mesh.cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
-        problems = check_webhook_services(webhooks, real_mesh.cluster.list(kinds.SERVICE))
-        ours = [p for p in problems if facts.tag_webhook_name(tag, "istio-system") in p]
-        assert ours, problems
-        assert f"istio-system/{facts.istiod_name(stable.revision)}, which does not exist" in ours[0]
-        assert f"runs in {stable.namespace}" in ours[0]
-        real_mesh.cluster.apply({"apiVersion": "v1", "kind": "Namespace",
-                                 "metadata": {"name": "tagged-forgot-i", "labels": {facts.REV_LABEL: tag}}})
-        _await_sa(real_mesh, "tagged-forgot-i")
-        with pytest.raises(ApiException) as refused:
-            real_mesh.cluster.apply(_pod("tagged-forgot-i", "refused"))
-        assert "sidecar-injector.istio.io" in str(refused.value.body), refused.value.body
-    finally:
-        tool.runner.run(tool.argv("tag", "remove", tag, "-y"), timeout=120)
-        real_mesh.cluster.delete(kinds.NAMESPACE, "tagged-forgot-i")
-
-
-def test_namespace_with_both_injection_labels_is_injected_by_the_wrong_revision(real_mesh: MeshSetup) -> None:
-    """`istio-injection=enabled` next to `istio.io/rev=<canary tag>`: the real webhooks let istio-injection win,
-    so the pod is injected by the default (stable) revision; the namespace and pod checks both say so."""
-    canary = _plane(real_mesh, "canary")
-    name = "both-labels"
-    real_mesh.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name, "labels": {facts.INJECTION_LABEL: "enabled", facts.REV_LABEL: canary.tag}}})
-    try:
-        _await_sa(real_mesh, name)
-        real_mesh.cluster.apply(_pod(name, "probe"))
-        namespace = real_mesh.cluster.get(kinds.NAMESPACE, name)
-        label_problems = check_namespace_labels(canary, name, namespace)
-        assert any(f"Namespace {name}" in p and "istio-injection wins" in p for p in label_problems), label_problems
-        pod = real_mesh.cluster.get(kinds.POD, "probe", name)
-        pod_problems = check_pod(canary, name, pod)
-        assert any(f"{name}/probe" in p and "injected by revision" in p and canary.revision in p
-                   for p in pod_problems), pod_problems
-    finally:
-        real_mesh.cluster.delete(kinds.NAMESPACE, name)
-
-
-def test_tag_pointed_at_the_wrong_revision(real_mesh: MeshSetup) -> None:
-    """`tag set <canary tag> --revision <stable revision> --overwrite`: the tag check reports the tag, the revision
-    it points at and the one intended; a new pod under the tag is injected by the wrong revision."""
-    stable, canary = _plane(real_mesh, "stable"), _plane(real_mesh, "canary")
-    tool = real_mesh.istioctl("canary")
-    moved = tool.tag_set(canary.tag, stable.revision, stable.namespace, overwrite=True)
-    assert moved.returncode == 0, moved.stderr
-    try:
-        listing, rows = tool.tag_list(canary.namespace)
-        state = TagState(tag_set=real_mesh.tag_sets.get("canary"), tag_list=listing, rows=rows,
-                         webhook=real_mesh.cluster.get(kinds.MUTATING_WEBHOOK,
-                                                       facts.tag_webhook_name(canary.tag, stable.namespace)))
-        problems = check_tag(canary, state)
-        assert any(canary.tag in p and stable.revision in p for p in problems), problems
-        app = canary.app_namespaces[0]
-        real_mesh.cluster.apply(_pod(app, "after-move"))
-        pod_problems = check_pod(canary, app, real_mesh.cluster.get(kinds.POD, "after-move", app))
-        assert any(f"{app}/after-move" in p and f"injected by revision {stable.revision}" in p
-                   for p in pod_problems), pod_problems
-    finally:
-        real_mesh.cluster.delete(kinds.POD, "after-move", canary.app_namespaces[0])
-        tool.tag_set(canary.tag, canary.revision, canary.namespace, overwrite=True)
-
-
-def test_virtual_service_naming_a_missing_gateway_fails_analyze(real_mesh: MeshSetup) -> None:
-    """A VirtualService bound to a Gateway that does not exist: the real `istioctl analyze` reports an error that
-    names the VirtualService and the gateway, and the analyze check fails with it."""
-    canary = _plane(real_mesh, "canary")
-    app = canary.app_namespaces[0]
-    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-          "metadata": {"name": "dangling", "namespace": app, "labels": {facts.REV_LABEL: canary.revision}},
-          "spec": {"hosts": ["dangling.example"], "gateways": ["no-such-gateway"],
-                   "http": [{"route": [{"destination": {"host": "mesh-client"}}]}]}}
-    real_mesh.cluster.apply(vs)
-    try:
-        problems = check_analyze(app, real_mesh.istioctl("canary").analyze(app))
-        assert problems and "dangling" in problems[0] and "no-such-gateway" in problems[0], problems
-    finally:
-        real_mesh.cluster.delete(kinds.VIRTUAL_SERVICE, "dangling", app)
 
 
 # -- the model held against the real control plane ------------------------------------------------------
@@ -246,7 +158,7 @@ def test_model_matches_the_real_install_tags_injection_pushes_and_analyze(
     findings = {}
     for name, mesh in _both(pair):
         plane = _plane(mesh, "canary")
-        result = mesh.istioctl("canary").analyze(plane.app_namespaces[0])
+        result = mesh.istioctl("canary").analyze(plane.app_namespaces[0], plane.revision, plane.namespace)
         findings[name] = analyze_findings(result.stdout + result.stderr)
     pair.compared += 1
     pair.differences += diff_values("analyze", "istioctl analyze (canary app namespace)", findings["model"],
@@ -260,6 +172,103 @@ def _judge(pair: Pair, record_property: pytest.RecordProperty) -> None:
     unexplained = [str(d) for d in pair.differences if explain(d) is None]
     record_property("unexplained_differences", len(unexplained))
     assert not unexplained, "model and real control plane differ:\n  " + "\n  ".join(unexplained)
+
+
+# -- real misuse, each undone ------------------------------------------------------------------------
+
+
+def test_tag_set_without_i_points_the_webhook_at_a_missing_service(real_mesh: MeshSetup) -> None:
+    """The original field bug: `tag set` without `-i` while istiod runs in its own namespace. The webhook check
+    names the tag's webhook and the missing Service, and the real API server refuses pods under that tag."""
+    stable = _plane(real_mesh, "stable")
+    tool = real_mesh.istioctl("stable")
+    tag = "forgot-i"
+    # As in the field: istio-system exists (istioctl put the tag's Service there; without it `tag set` fails).
+    real_mesh.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
+    set_result = tool.runner.run(tool.argv("tag", "set", tag, "--revision", stable.revision, "-y"), timeout=120)
+    assert set_result.returncode == 0, set_result.stderr
+    try:
+        webhooks = real_mesh.cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
+        problems = check_webhook_services(webhooks, real_mesh.cluster.list(kinds.SERVICE))
+        ours = [p for p in problems if facts.tag_webhook_name(tag, "istio-system") in p]
+        assert ours, problems
+        assert f"istio-system/{facts.istiod_name(stable.revision)}, which does not exist" in ours[0]
+        assert f"runs in {stable.namespace}" in ours[0]
+        real_mesh.cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                                 "metadata": {"name": "tagged-forgot-i", "labels": {facts.REV_LABEL: tag}}})
+        _await_sa(real_mesh, "tagged-forgot-i")
+        with pytest.raises(ApiException) as refused:
+            real_mesh.cluster.apply(_pod("tagged-forgot-i", "refused"))
+        assert "sidecar-injector.istio.io" in str(refused.value.body), refused.value.body
+    finally:
+        tool.runner.run(tool.argv("tag", "remove", tag, "-y"), timeout=120)
+        real_mesh.cluster.delete(kinds.NAMESPACE, "tagged-forgot-i")
+        real_mesh.cluster.delete(kinds.NAMESPACE, "istio-system")
+
+
+def test_namespace_with_both_injection_labels_is_injected_by_the_wrong_revision(real_mesh: MeshSetup) -> None:
+    """`istio-injection=enabled` next to `istio.io/rev=<canary tag>`: the real webhooks let istio-injection win,
+    so the pod is injected by the default (stable) revision; the namespace and pod checks both say so."""
+    canary = _plane(real_mesh, "canary")
+    name = "both-labels"
+    real_mesh.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name, "labels": {facts.INJECTION_LABEL: "enabled", facts.REV_LABEL: canary.tag}}})
+    try:
+        _await_sa(real_mesh, name)
+        real_mesh.cluster.apply(_pod(name, "probe"))
+        namespace = real_mesh.cluster.get(kinds.NAMESPACE, name)
+        label_problems = check_namespace_labels(canary, name, namespace)
+        assert any(f"Namespace {name}" in p and "istio-injection wins" in p for p in label_problems), label_problems
+        pod = real_mesh.cluster.get(kinds.POD, "probe", name)
+        pod_problems = check_pod(canary, name, pod)
+        assert any(f"{name}/probe" in p and "injected by revision" in p and canary.revision in p
+                   for p in pod_problems), pod_problems
+    finally:
+        real_mesh.cluster.delete(kinds.NAMESPACE, name)
+
+
+def test_tag_pointed_at_the_wrong_revision(real_mesh: MeshSetup) -> None:
+    """`tag set <canary tag> --revision <stable revision> --overwrite`: the tag check reports the tag, the revision
+    it points at and the one intended; a new pod under the tag is injected by the wrong revision."""
+    stable, canary = _plane(real_mesh, "stable"), _plane(real_mesh, "canary")
+    tool = real_mesh.istioctl("canary")
+    moved = tool.tag_set(canary.tag, stable.revision, stable.namespace, overwrite=True)
+    assert moved.returncode == 0, moved.stderr
+    try:
+        listing, rows = tool.tag_list(canary.namespace)
+        state = TagState(tag_set=real_mesh.tag_sets.get("canary"), tag_list=listing, rows=rows,
+                         webhook=real_mesh.cluster.get(kinds.MUTATING_WEBHOOK,
+                                                       facts.tag_webhook_name(canary.tag, stable.namespace)))
+        problems = check_tag(canary, state)
+        assert any(canary.tag in p and stable.revision in p for p in problems), problems
+        app = canary.app_namespaces[0]
+        real_mesh.cluster.apply(_pod(app, "after-move"))
+        pod_problems = check_pod(canary, app, real_mesh.cluster.get(kinds.POD, "after-move", app))
+        assert any(f"{app}/after-move" in p and f"injected by revision {stable.revision}" in p
+                   for p in pod_problems), pod_problems
+    finally:
+        real_mesh.cluster.delete(kinds.POD, "after-move", canary.app_namespaces[0])
+        tool.tag_set(canary.tag, canary.revision, canary.namespace, overwrite=True)
+        # The webhook name carries the -i namespace, so the moved tag's webhook and Service stay behind.
+        real_mesh.cluster.delete(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(canary.tag, stable.namespace))
+        real_mesh.cluster.delete(kinds.SERVICE, facts.tag_service_name(canary.tag), stable.namespace)
+
+
+def test_virtual_service_naming_a_missing_gateway_fails_analyze(real_mesh: MeshSetup) -> None:
+    """A VirtualService bound to a Gateway that does not exist: the real `istioctl analyze` reports an error that
+    names the VirtualService and the gateway, and the analyze check fails with it."""
+    canary = _plane(real_mesh, "canary")
+    app = canary.app_namespaces[0]
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "dangling", "namespace": app, "labels": {facts.REV_LABEL: canary.revision}},
+          "spec": {"hosts": ["dangling.example"], "gateways": ["no-such-gateway"],
+                   "http": [{"route": [{"destination": {"host": "mesh-client"}}]}]}}
+    real_mesh.cluster.apply(vs)
+    try:
+        problems = check_analyze(app, real_mesh.istioctl("canary").analyze(app, canary.revision, canary.namespace))
+        assert problems and "dangling" in problems[0] and "no-such-gateway" in problems[0], problems
+    finally:
+        real_mesh.cluster.delete(kinds.VIRTUAL_SERVICE, "dangling", app)
 
 
 def _stable_state(mesh: MeshSetup) -> ControlPlaneState:

@@ -329,11 +329,13 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def leftovers() -> dict[str, list[str]]:
-    """What a run of this backend could leave behind: for the self-test that nothing is."""
+def leftovers(run_id: str = "") -> dict[str, list[str]]:
+    """What a run of this backend (all runs, or the one with `run_id`) could leave behind: for the self-tests
+    that check nothing is. Every process it starts names the run's temporary folder in its arguments."""
     procs = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    cache = str(build.default_bin_cache())
-    # A program the backend runs is one of the built binaries, or `ip netns exec multirev-...` before its exec.
-    ours = [p for p in procs if p.startswith(cache) or p.startswith(f"ip netns exec {NAME_PREFIX}")]
-    temps = [str(p) for p in Path(tempfile.gettempdir()).glob("multirev-local-*")]
-    return {"processes": ours, "network namespaces": NetworkNamespace.leftovers(), "temporary directories": temps}
+    temp_prefix = f"multirev-local-{run_id}-" if run_id else "multirev-local-"
+    netns_prefix = f"{NAME_PREFIX}{run_id}-" if run_id else NAME_PREFIX
+    ours = [p for p in procs if temp_prefix in p or p.startswith(f"ip netns exec {netns_prefix}")]
+    temps = [str(p) for p in Path(tempfile.gettempdir()).glob(f"{temp_prefix}*")]
+    namespaces = [n for n in NetworkNamespace.leftovers() if n.startswith(netns_prefix)]
+    return {"processes": ours, "network namespaces": namespaces, "temporary directories": temps}

@@ -17,17 +17,38 @@ from multirev.backends.local.compare import Difference
 @dataclass(frozen=True)
 class Simplification:
     id: str
-    area: str
+    area: str  # regular expression over Difference.area
     subject: str  # regular expression over Difference.subject
     detail: str  # regular expression over Difference.detail
     why: str
 
     def matches(self, difference: Difference) -> bool:
-        return (difference.area == self.area and re.search(self.subject, difference.subject) is not None
+        return (re.fullmatch(self.area, difference.area) is not None
+                and re.search(self.subject, difference.subject) is not None
                 and re.search(self.detail, difference.detail) is not None)
 
 
-KNOWN: tuple[Simplification, ...] = ()
+_UNREAD = (r"^(HorizontalPodAutoscaler/|Role/|RoleBinding/|ConfigMap/[^/]+/values-|"
+           r"ServiceAccount/[^/]+/istio-(ingressgateway|egressgateway|reader)-service-account$|"
+           r"CustomResourceDefinition/(authorizationpolicies|envoyfilters|proxyconfigs|requestauthentications|"
+           r"telemetries|trafficextensions|wasmplugins|workloadentries|workloadgroups)\.)")
+
+KNOWN: tuple[Simplification, ...] = (
+    Simplification(
+        "objects-no-check-reads", "install|uninstall|purge", _UNREAD, r"only on the real cluster",
+        "The model creates only the objects a check reads or a scenario depends on. Autoscalers, the gateways' and "
+        "istiod's namespaced RBAC, the gateway and reader service accounts, the values-<rev> ConfigMap and the CRDs "
+        "no scenario uses are never read; uninstall and purge select them by the same labels as the objects the "
+        "model does create, so their removal follows the same rule."),
+    Simplification(
+        "chart-app-labels", "install", r"^(ClusterRole|ClusterRoleBinding|ServiceAccount)/", r"^labels: ",
+        "The chart also labels istiod's cluster RBAC and service account app: istiod. No check, selector or "
+        "uninstall rule reads that label on these kinds (uninstall selects by revision, component and owner)."),
+    Simplification(
+        "tag-service-istio-label", "install", r"^Service/[^/]+/istiod-revision-tag-", r"^labels: ",
+        "Tag Services carry the chart's istio: pilot label (and the default tag's the operator labels); checks find "
+        "tag Services by istio.io/tag and istio.io/rev only, which agree."),
+)
 
 
 def explain(difference: Difference) -> Simplification | None:

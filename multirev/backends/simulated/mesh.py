@@ -103,10 +103,12 @@ class MeshModel:
         hub = facts.proxy_image(rev.version).rsplit("/", 1)[0]
         env = {**((values.get("pilot") or {}).get("env") or {}), "REVISION": rev.name}
         objs: list[Obj] = []
-        if not self.cluster.store.list(kinds.CRD):
-            base = {**self._owner_labels(rev, "Base"), facts.REV_LABEL: "default"}
-            objs += [{"apiVersion": kinds.CRD.api_version, "kind": "CustomResourceDefinition",
-                      "metadata": {"name": crd, "labels": base}} for crd in BASE_CRDS]
+        # Every install re-applies Base with its own owner labels, revision included, so the CRDs carry the last
+        # installer's revision (istio@1.30.3:operator/pkg/install/install.go getOwnerLabels; seen on the local
+        # backend: both revisions installed, the CRDs labelled with the canary's).
+        base = self._owner_labels(rev, "Base")
+        objs += [{"apiVersion": kinds.CRD.api_version, "kind": "CustomResourceDefinition",
+                  "metadata": {"name": crd, "labels": base}} for crd in BASE_CRDS]
         istiod_labels = {**pilot, "app": "istiod", "istio": "pilot"}
         # istiod and gateway pods opt out of injection: sidecar.istio.io/inject "false" in CHART/deployment.yaml
         # and gateways/istio-ingress/templates/deployment.yaml (1.18.5 and 1.30.3).
@@ -158,13 +160,17 @@ class MeshModel:
             # First revisioned install on a cluster without a default tag also makes it the default
             # (istio@1.30.3:operator/pkg/webhook/webhook.go; istio@1.18.5:operator/cmd/mesh/install.go).
             objs += self.tag_objects("default", rev, ns)
+            # istio@1.30.3:manifests/charts/default/templates/validatingwebhook.yaml: app/istio labels, and it
+            # validates only config that names no revision.
             objs.append({"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
                          "metadata": {"name": "istiod-default-validator",
-                                      "labels": {**pilot, "istio.io/tag": "default"}},
+                                      "labels": {**pilot, "istio.io/tag": "default", "app": "istiod",
+                                                 "istio": "istiod"}},
                          "webhooks": [{"name": "validation.istio.io", "failurePolicy": "Ignore",
                                        "clientConfig": {"service": {
-                                           "name": name, "namespace": ns,
-                                                                    "path": facts.VALIDATE_PATH}}}]})
+                                           "name": name, "namespace": ns, "path": facts.VALIDATE_PATH}},
+                                       "objectSelector": {"matchExpressions": [
+                                           {"key": facts.REV_LABEL, "operator": "DoesNotExist"}]}}]})
         if supports(rev.version, "installed-state-iop"):
             # Saved with the file's own labels only, plus the ignoreReconcile annotation
             # (istio@1.18.5:operator/cmd/mesh/install.go; gone from 1.21: releasenotes/notes/drop-iop.yaml).
@@ -397,18 +403,19 @@ class MeshModel:
             stamp = f"2026-01-01T00:{int(now // 60) % 60:02d}:{now % 60:09.6f}Z"
             revision.logs[index] = (
                 f"{stamp}\tinfo\tads\tPush debounce stable[{revision.pushes}] {len(keys)} for config {keys[0]}{more}: "
-                "100.2ms since last change, 100.3ms since last push, full=true")
+                f"100.2ms since last change, 100.3ms since last push, {facts.push_full_flag(revision.version)}=true")
 
-    def analyze(self, namespace: str) -> list[str]:
+    def analyze(self, namespace: str, revision: str = "default") -> list[str]:
         """A few of istioctl analyze's checks: IST0101 ReferencedResourceNotFound for a VirtualService's
-        gateway or destination host (galley/pkg/config/analysis/msg/messages.yaml)."""
+        gateway or destination host (galley/pkg/config/analysis/msg/messages.yaml). Istio config labelled for
+        another revision is not analysed at all (istio@1.30.3:pkg/config/model.go LabelsInRevision)."""
         store = self.cluster.store
         findings = []
-        for vs in store.list(kinds.VIRTUAL_SERVICE, namespace):
+        for vs in in_revision(store.list(kinds.VIRTUAL_SERVICE, namespace), revision):
             ref = f"VirtualService {namespace}/{vs['metadata']['name']}"
             for gw in vs["spec"].get("gateways") or []:
                 gw_ns, gw_name = gw.split("/", 1) if "/" in gw else (namespace, gw)
-                if gw != "mesh" and store.get(kinds.GATEWAY, gw_name, gw_ns) is None:
+                if gw != "mesh" and not in_revision([store.get(kinds.GATEWAY, gw_name, gw_ns)], revision):
                     findings.append(f"Error [IST0101] ({ref}) Referenced gateway not found: \"{gw}\"")
             for route in vs["spec"].get("http", []):
                 for dest in route.get("route", []):
@@ -419,17 +426,17 @@ class MeshModel:
                         host in (se["spec"].get("hosts") or []) for se in store.list(kinds.SERVICE_ENTRY))
                     if not known:
                         findings.append(f"Error [IST0101] ({ref}) Referenced host not found: \"{host}\"")
-        findings += self._unbacked_subsets(namespace) + self._conflicting_gateways(namespace)
+        findings += self._unbacked_subsets(namespace, revision) + self._conflicting_gateways(namespace, revision)
         return self.cluster.hooks.apply("analyze_findings", findings, namespace=namespace)
 
-    def _unbacked_subsets(self, namespace: str) -> list[str]:
+    def _unbacked_subsets(self, namespace: str, revision: str) -> list[str]:
         """IST0173 DestinationRuleSubsetNotSelectPods (Error): a subset whose labels no pod in the cluster carries.
         Only the subset's labels are matched, as the real 1.31 analyzer behaved on the local backend (ratings v2
         passed through reviews-v2's version=v2) (istio@1.30.3:pkg/config/analysis/analyzers/destinationrule/
         subset.go)."""
         pods = [labels_of(p) for p in self.cluster.store.list(kinds.POD)]
         findings = []
-        for dr in self.cluster.store.list(kinds.DESTINATION_RULE, namespace):
+        for dr in in_revision(self.cluster.store.list(kinds.DESTINATION_RULE, namespace), revision):
             for subset in (dr.get("spec") or {}).get("subsets") or []:
                 wanted = subset.get("labels") or {}
                 if not any(all(p.get(k) == v for k, v in wanted.items()) for p in pods):
@@ -437,7 +444,7 @@ class MeshModel:
                                     f"Subset {subset['name']} defined in the DestinationRule does not select any pods.")
         return findings
 
-    def _conflicting_gateways(self, namespace: str) -> list[str]:
+    def _conflicting_gateways(self, namespace: str, revision: str) -> list[str]:
         """IST0145 ConflictingGateways (Error): another Gateway with the same selector and port binds a host this
         one binds too (istio@1.30.3:pkg/config/analysis/analyzers/gateway/conflictinggateway.go; hosts compared
         exactly, as model.CheckDuplicates does)."""
@@ -447,9 +454,9 @@ class MeshModel:
             return {(selector, server["port"]["number"], host)
                     for server in servers for host in server.get("hosts") or []}
 
-        every = self.cluster.store.list(kinds.GATEWAY)
+        every = in_revision(self.cluster.store.list(kinds.GATEWAY), revision)
         findings = []
-        for gw in self.cluster.store.list(kinds.GATEWAY, namespace):
+        for gw in in_revision(self.cluster.store.list(kinds.GATEWAY, namespace), revision):
             mine = keys(gw)
             others = sorted(f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in every
                             if o is not gw and o["metadata"] != gw["metadata"] and keys(o) & mine)
@@ -470,3 +477,9 @@ class MeshModel:
             if revision.namespace == namespace and pod.startswith(facts.istiod_name(revision.name) + "-"):
                 return revision.logs
         return []
+
+
+def in_revision(objects: list[Obj | None], revision: str) -> list[Obj]:
+    """Objects a revision's view includes: unlabelled ones, and those labelled with that revision
+    (istio@1.30.3:pkg/config/model.go LabelsInRevision)."""
+    return [o for o in objects if o is not None and labels_of(o).get(facts.REV_LABEL, revision) == revision]
