@@ -126,6 +126,7 @@ def tag_list_empty_message(version: IstioVersion) -> str:
 
 
 def push_full_flag(version: IstioVersion) -> str:
-    """The last field of the push log line: `full=` up to 1.30, `forced=` from 1.31 (istio@1.30.3 vs release-1.31
-    at eed52ebb66ad: pilot/pkg/xds/discovery.go; seen in the real 1.31-dev istiod's log)."""
-    return "forced" if version.minor_line >= (1, 31) else "full"
+    """How the push line of a config change ends: `full=true` up to 1.30; from 1.31 the field is `forced`, false for
+    an ordinary config change (istio@1.30.3 vs release-1.31 at eed52ebb66ad: pilot/pkg/xds/discovery.go; seen in
+    the real 1.31-dev istiod's log: `for config VirtualService/...: ..., forced=false`)."""
+    return "forced=false" if version.minor_line >= (1, 31) else "full=true"

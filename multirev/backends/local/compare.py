@@ -23,8 +23,8 @@ from multirev.plan import RUN_ID_LABEL
 # Services, webhooks and gateways use. Helm bookkeeping labels (chart versions, heritage) are not compared.
 COMPARED_LABELS = (facts.REV_LABEL, facts.TAG_LABEL, facts.COMPONENT_LABEL, "app", "istio",
                    "install.operator.istio.io/owning-resource")
-# Runtime objects, not what install created.
-RUNTIME_KINDS = {kinds.EVENT.kind, kinds.POD.kind}
+# Runtime objects, and namespaces (the suite's and the tests' own, never istioctl's).
+RUNTIME_KINDS = {kinds.EVENT.kind, kinds.POD.kind, kinds.NAMESPACE.kind}
 Key = tuple[str, str, str]  # kind, namespace ("" if cluster-scoped), name
 
 
