@@ -338,4 +338,7 @@ def leftovers(run_id: str = "") -> dict[str, list[str]]:
     ours = [p for p in procs if temp_prefix in p or p.startswith(f"ip netns exec {netns_prefix}")]
     temps = [str(p) for p in Path(tempfile.gettempdir()).glob(f"{temp_prefix}*")]
     namespaces = [n for n in NetworkNamespace.leftovers() if n.startswith(netns_prefix)]
-    return {"processes": ours, "network namespaces": namespaces, "temporary directories": temps}
+    # `ip netns add` pins a namespace with a bind mount under /var/run/netns; delete unmounts it.
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+              if f"/netns/{netns_prefix}" in line or temp_prefix in line]
+    return {"processes": ours, "network namespaces": namespaces, "mounts": mounts, "temporary directories": temps}
