@@ -52,14 +52,16 @@ class KindBackend(Backend):
         if shutil.which("docker") is None:
             raise EnvironmentProblem(
                 "the kind backend needs Docker, and no `docker` command is installed; "
-                "to dry-run here use --backend simulated"
+                "to dry-run here use --backend simulated, or --backend local --profile local-dev for a real control "
+                "plane without Docker (docs/backends.md)"
             )
         result = self.runner.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=DOCKER_CHECK_TIMEOUT)
         if result.returncode != 0:
             reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
             raise EnvironmentProblem(
                 f"the kind backend needs a running Docker engine, and `docker info` failed ({reason}); "
-                "to dry-run here use --backend simulated"
+                "to dry-run here use --backend simulated, or --backend local --profile local-dev for a real control "
+                "plane without Docker (docs/backends.md)"
             )
 
     def _kind_binary(self) -> str:
