@@ -125,7 +125,7 @@ def tag_list_empty_message(version: IstioVersion) -> str:
     return "No Istio revision tag MutatingWebhookConfigurations to list"
 
 
-def push_full_flag(version: IstioVersion) -> str:
+def push_line_suffix(version: IstioVersion) -> str:
     """How the push line of a config change ends: `full=true` up to 1.30; from 1.31 the field is `forced`, false for
     an ordinary config change (istio@1.30.3 vs release-1.31 at eed52ebb66ad: pilot/pkg/xds/discovery.go; seen in
     the real 1.31-dev istiod's log: `for config VirtualService/...: ..., forced=false`)."""

@@ -48,3 +48,9 @@ def test_the_binary_follows_the_image_tag() -> None:
     assert image_tag("registry.istio.io/release/pilot:1.31-dev") == "1.31-dev"
     assert image_tag("localhost:5000/istio/pilot:1.30.3@sha256:abc") == "1.30.3"
     assert image_tag("pilot") == ""
+
+
+def test_label_and_status_field_paths_resolve() -> None:
+    container = {"env": [{"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                         {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}
+    assert container_env(POD, container) == {"APP": "istiod", "IP": "10.244.0.7"}

@@ -8,7 +8,6 @@ no pod runs a container, so nothing that needs Envoy can be checked here (`data_
 from __future__ import annotations
 
 import atexit
-import json
 import shutil
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from multirev.backends.local.controlplane import (
     node_manifest,
     readyz,
 )
-from multirev.backends.local.istiod import IstiodRunner, list_istiod_pods, ready_problems
+from multirev.backends.local.istiod import IstiodRunner, list_istiod_pods
 from multirev.backends.local.netns import NAME_PREFIX, Forwarder, NetworkNamespace
 from multirev.backends.local.pins import ISTIO, KWOK
 from multirev.backends.local.processes import Supervisor
@@ -71,7 +70,8 @@ class NetnsRunner:
     `istioctl install` waits for the istiod Deployment's pods to be ready, which KWOK makes them at once;
     the real istiod behind a pod needs seconds more before its webhooks answer. So after an install the
     runner also waits (bounded) for every istiod process's own /ready, as a kubelet readiness probe would
-    have held the pod back (istio-discovery chart deployment.yaml: readinessProbe /ready on 8080)."""
+    have held the pod back (istio@1.30.3:manifests/charts/istio-control/istio-discovery/templates/
+    deployment.yaml: readinessProbe httpGet /ready on 8080)."""
 
     def __init__(self, inner: Runner, prefix: list[str], after_install=None) -> None:
         self.inner = inner
@@ -108,17 +108,6 @@ class LocalCluster(KubeCluster):
                                            "containers)")
 
 
-def _module_dir(module: str, version: str) -> Path:
-    """Where the Go module cache holds a module's source (downloading it if needed)."""
-    go = build.GoTool.find()
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "go.mod").write_text("module multirev.local/probe\n\ngo 1.26\n")
-        info = json.loads(go.output(["mod", "download", "-json", f"{module}@{version}"], cwd=Path(tmp)))
-    if info.get("Error") or not info.get("Dir"):
-        raise EnvironmentProblem(f"{module}@{version}: {info.get('Error', 'no source directory')}")
-    return Path(info["Dir"])
-
-
 class LocalBackend(Backend):
     name = "local"
     data_plane_missing = NO_ENVOY
@@ -137,6 +126,7 @@ class LocalBackend(Backend):
         self._cluster: LocalCluster | None = None
         self._kubernetes_version = ""
         self._reported: dict[str, str] = {}
+        self.kubeconfig_inside: Path | None = None  # the API server's address as processes inside see it
         self._stopped = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -165,7 +155,7 @@ class LocalBackend(Backend):
 
     def _binaries(self) -> Binaries:
         kube = self.folders[f"kubernetes/{build.KUBERNETES.version}"]
-        kwok_source = _module_dir(KWOK.module, KWOK.version)
+        kwok_source = build.module_source(KWOK)
         return Binaries(self.folders[f"etcd/{build.ETCD.version}"] / "etcd", kube / "kube-apiserver",
                         kube / "kube-controller-manager", kube / "kube-scheduler",
                         self.folders[f"kwok/{KWOK.version}"] / "kwok",
@@ -257,7 +247,7 @@ class LocalBackend(Backend):
 
         def ready() -> Observation[list[str]]:
             istiods.sync()
-            problems = ready_problems(istiods, self.netns.name)
+            problems = istiods.ready_problems(self.netns.name)
             return Observation(not problems and bool(istiods.processes), problems,
                                "; ".join(problems) or "no istiod process yet")
 
@@ -308,14 +298,15 @@ class LocalBackend(Backend):
         folder = self.folders.get(f"istio/{version}")
         if folder is None:
             raise UsageError(f"istioctl {version} was not built for this run")
-        kubeconfig = getattr(self, "kubeconfig_inside", None)
-        tool = Istioctl(str(folder / "istioctl"), version, self.runner, KubeTarget(str(kubeconfig)))
+        if self.kubeconfig_inside is None:
+            raise EnvironmentProblem("the local backend has not started: no cluster for istioctl")
+        tool = Istioctl(str(folder / "istioctl"), version, self.runner, KubeTarget(str(self.kubeconfig_inside)))
         tool.verify_version()
         return tool
 
     def samples_dir(self, version: IstioVersion) -> Path:
         pin = ISTIO[str(version)]
-        return _module_dir(pin.pin.module, pin.pin.version) / "samples"
+        return build.module_source(pin.pin) / "samples"
 
     def gateway_endpoint(self, role: str) -> Endpoint:
         raise EnvironmentProblem(f"the {role} gateway cannot be reached: {NO_ENVOY}")

@@ -30,10 +30,11 @@ from multirev.errors import EnvironmentProblem, UsageError
 
 GO_MIN = (1, 26)  # kwok@v0.8.0 and istio release-1.31 declare `go 1.26.0` in go.mod
 BUILD_INFO = "BUILD-INFO.json"
+PROBE_GO_MOD = "module multirev.local/probe\n\ngo 1.26\n"
 FIXED_BUILD_DATE = "1970-01-01T00:00:00Z"  # reproducible builds; the version is what matters
 PROGRESS_EVERY = 15.0  # seconds between live progress lines of one build
 # Environment that would turn module checksum verification off; the build refuses it.
-UNVERIFIED_ENV = ("GONOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOPRIVATE", "GONOSUMCHECK")
+UNVERIFIED_ENV = ("GONOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOPRIVATE")
 
 
 def default_bin_cache() -> Path:
@@ -294,7 +295,7 @@ def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
             shutil.rmtree(stale, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix=prefix, dir=cache) as tmp:
             work = Path(tmp)
-            (work / "go.mod").write_text("module multirev.local/probe\n\ngo 1.26\n")
+            (work / "go.mod").write_text(PROBE_GO_MOD)
             info = _module_info(go, recipe.pin, work, f"{recipe.component} {recipe.version}")
             (work / "go.mod").write_text(wrapper_go_mod(recipe, Path(info["GoMod"]).read_text()))
             imports = "\n".join(f'\t_ "{pkg}"' for pkg in recipe.packages.values())
@@ -327,6 +328,14 @@ def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
     return folder
 
 
+@contextmanager
+def _probe_module() -> Iterator[Path]:
+    """An empty module to run `go mod download` in (outside a module it would need GOFLAGS=-mod=mod)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "go.mod").write_text(PROBE_GO_MOD)
+        yield Path(tmp)
+
+
 def check_available(istio_versions: list[str], cache: Path | None = None) -> None:
     """Before anything is created: every pinned module not yet built can be downloaded (one line if not)."""
     cache = cache or default_bin_cache()
@@ -334,10 +343,18 @@ def check_available(istio_versions: list[str], cache: Path | None = None) -> Non
     if not missing:
         return
     go = GoTool.find()
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "go.mod").write_text("module multirev.local/probe\n\ngo 1.26\n")
+    with _probe_module() as probe:
         for recipe in missing:
-            _module_info(go, recipe.pin, Path(tmp), f"{recipe.component} {recipe.version}")
+            _module_info(go, recipe.pin, probe, f"{recipe.component} {recipe.version}")
+
+
+def module_source(pin: ModulePin) -> Path:
+    """Where the Go module cache holds a pinned module's source (downloading and verifying it if needed)."""
+    with _probe_module() as probe:
+        info = _module_info(GoTool.find(), pin, probe)
+    if not info.get("Dir"):
+        raise EnvironmentProblem(f"{pin.module}@{pin.version}: the go command gave no source directory")
+    return Path(info["Dir"])
 
 
 def ensure_built(istio_versions: list[str], cache: Path | None = None,

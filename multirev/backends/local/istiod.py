@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from multirev.backends.local.netns import http_status_inside
 from multirev.backends.local.processes import Managed, Supervisor
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
@@ -48,14 +49,18 @@ def image_tag(image: str) -> str:
     return last.split(":", 1)[1].split("@")[0] if ":" in last else ""
 
 
+_BRACKETED = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+
 def _field(pod: Obj, path: str) -> str:
-    value: object = pod
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part.split("[")[0].strip("'\""))
-    if "labels[" in path or "annotations[" in path:
-        key = path.split("[", 1)[1].rstrip("]").strip("'\"")
-        value = ((pod.get("metadata") or {}).get("labels" if "labels[" in path else "annotations") or {}).get(key)
+    """A downward-API fieldPath: a dotted path (metadata.name, spec.serviceAccountName, status.podIP) or
+    metadata.labels['key'] / metadata.annotations['key']."""
+    if bracketed := _BRACKETED.match(path):
+        value = ((pod.get("metadata") or {}).get(bracketed.group(1)) or {}).get(bracketed.group(2))
+    else:
+        value = pod
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
     return "" if value is None else str(value)
 
 
@@ -158,6 +163,18 @@ class IstiodRunner:
         stopped = self.supervisor.log_dir / f"istiod.{namespace}.{pod}.log"
         return stopped if stopped.is_file() else None
 
+    def ready_problems(self, netns: str) -> list[str]:
+        """istiod processes whose /ready (on the pod IP's 8080) does not answer 200 yet, and watcher problems."""
+        with self._lock:
+            processes = list(self.processes.values())
+        problems = []
+        for process in processes:
+            status = http_status_inside(netns, process.ip, ADDRESS_FLAGS["--httpAddr"], "/ready")
+            if status != 200:
+                alive = "running" if process.managed.alive() else f"exited: {process.managed.tail(2)}"
+                problems.append(f"istiod {process.namespace}/{process.pod} /ready: {status} ({alive})")
+        return problems + [p for p in self.problems if p not in problems]
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -167,17 +184,3 @@ class IstiodRunner:
 def list_istiod_pods(cluster) -> list[Obj]:
     return cluster.list(kinds.POD, labels=ISTIOD_SELECTOR)
 
-
-def ready_problems(runner: IstiodRunner, netns: str) -> list[str]:
-    """istiod processes whose /ready (on the pod IP's 8080) does not answer 200 yet."""
-    from multirev.backends.local.netns import http_status_inside
-
-    with runner._lock:
-        processes = list(runner.processes.values())
-    problems = []
-    for process in processes:
-        status = http_status_inside(netns, process.ip, ADDRESS_FLAGS["--httpAddr"], "/ready")
-        if status != 200:
-            alive = "running" if process.managed.alive() else f"exited: {process.managed.tail(2)}"
-            problems.append(f"istiod {process.namespace}/{process.pod} /ready: {status} ({alive})")
-    return problems + [p for p in runner.problems if p not in problems]

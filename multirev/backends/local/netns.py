@@ -53,7 +53,7 @@ class NetworkNamespace:
     def create(self) -> None:
         _ip("netns", "add", self.name)
         self.created = True
-        self.exec_prefix_check()
+        self._check_created()
         etc = NETNS_ETC / self.name
         etc.mkdir(parents=True, exist_ok=True)
         # istiod refuses to start without a readable resolv.conf (pilot/pkg/model/network.go@1.30.3); any
@@ -64,7 +64,7 @@ class NetworkNamespace:
         for cidr in self.local_ranges:
             _ip("-n", self.name, "route", "add", "local", cidr, "dev", "lo")
 
-    def exec_prefix_check(self) -> None:
+    def _check_created(self) -> None:
         if not (NETNS_DIR / self.name).exists():
             raise EnvironmentProblem(f"network namespace {self.name} was not created under {NETNS_DIR}")
 

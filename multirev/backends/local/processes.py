@@ -88,9 +88,6 @@ class Supervisor:
                 name = list(self._procs)[-1]
             self.stop(name)
 
-    def pids(self) -> list[int]:
-        return [m.proc.pid for m in self._procs.values() if m.alive()]
-
 
 def _terminate(proc: subprocess.Popen) -> None:
     if proc.poll() is not None:

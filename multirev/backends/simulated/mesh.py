@@ -403,7 +403,7 @@ class MeshModel:
             stamp = f"2026-01-01T00:{int(now // 60) % 60:02d}:{now % 60:09.6f}Z"
             revision.logs[index] = (
                 f"{stamp}\tinfo\tads\tPush debounce stable[{revision.pushes}] {len(keys)} for config {keys[0]}{more}: "
-                f"100.2ms since last change, 100.3ms since last push, {facts.push_full_flag(revision.version)}")
+                f"100.2ms since last change, 100.3ms since last push, {facts.push_line_suffix(revision.version)}")
 
     def analyze(self, namespace: str, revision: str = "default") -> list[str]:
         """A few of istioctl analyze's checks: IST0101 ReferencedResourceNotFound for a VirtualService's
