@@ -13,10 +13,12 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from kubernetes.client import ApiClient
 
 from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client
@@ -73,7 +75,7 @@ class NetnsRunner:
     have held the pod back (istio@1.30.3:manifests/charts/istio-control/istio-discovery/templates/
     deployment.yaml: readinessProbe httpGet /ready on 8080)."""
 
-    def __init__(self, inner: Runner, prefix: list[str], after_install=None) -> None:
+    def __init__(self, inner: Runner, prefix: list[str], after_install: Callable[[], None] | None = None) -> None:
         self.inner = inner
         self.prefix = prefix
         self.after_install = after_install
@@ -88,7 +90,7 @@ class NetnsRunner:
 class LocalCluster(KubeCluster):
     """A real API server; pod logs of istiod pods come from the real istiod process behind them."""
 
-    def __init__(self, api, clock: Clock, istiods: IstiodRunner) -> None:
+    def __init__(self, api: ApiClient, clock: Clock, istiods: IstiodRunner) -> None:
         super().__init__(api, clock)
         self.istiods = istiods
 
@@ -116,7 +118,6 @@ class LocalBackend(Backend):
         super().__init__(runner, clock)
         self.options = options
         self.netns = NetworkNamespace(f"{NAME_PREFIX}{options.run_id}-{options.worker}", [POD_CIDR, SERVICE_CIDR])
-        self.inner_runner = runner
         self.runner = NetnsRunner(runner, self.netns.prefix(), self._await_istiods)
         self.temp: Path | None = None
         self.supervisor: Supervisor | None = None
