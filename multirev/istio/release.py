@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import platform
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from multirev.cachelock import cache_entry_lock
 from multirev.download import download_verified, is_url
 from multirev.errors import EnvironmentProblem, UsageError
 from multirev.istio.versions import IstioVersion
@@ -55,13 +57,24 @@ def location(mirror: str, version: IstioVersion, name: str) -> str:
     return str(nested if nested.exists() or not (folder / name).exists() else folder / name)
 
 
+DOWNLOAD_LOCK_TIMEOUT = 900.0  # a release archive is ~30 MB; a slow mirror still finishes well within this
+
+
 def ensure_release(version: IstioVersion, *, mirror: str = DEFAULT_MIRROR, cache: Path) -> IstioRelease:
     root = cache / f"istio-{version}"
     release = IstioRelease(version, root)
     if release.istioctl.exists():
         return release
+    with cache_entry_lock(root, timeout=DOWNLOAD_LOCK_TIMEOUT, what=f"downloading Istio {version}"):
+        if not release.istioctl.exists():  # another process may have filled it while we waited
+            _download_release(version, mirror, cache, root)
+    return release
+
+
+def _download_release(version: IstioVersion, mirror: str, cache: Path, root: Path) -> None:
     name = archive_name(version)
-    cache.mkdir(parents=True, exist_ok=True)
+    if root.exists():  # a folder without bin/istioctl is no release (emptied by hand?); we hold the lock
+        shutil.rmtree(root)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         archive = download_verified(location(mirror, version, name), location(mirror, version, name + ".sha256"),
                                     Path(tmp) / name)
@@ -71,7 +84,6 @@ def ensure_release(version: IstioVersion, *, mirror: str = DEFAULT_MIRROR, cache
             if not members:
                 raise EnvironmentProblem(f"{name} has no {top} folder")
             tar.extractall(tmp, members=members, filter="data")
+        if not (Path(tmp) / f"istio-{version}" / "bin" / "istioctl").exists():
+            raise EnvironmentProblem(f"{name} holds no bin/istioctl")
         (Path(tmp) / f"istio-{version}").rename(root)
-    if not release.istioctl.exists():
-        raise EnvironmentProblem(f"{name} holds no bin/istioctl")
-    return release

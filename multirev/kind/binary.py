@@ -5,12 +5,14 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from multirev.cachelock import cache_entry_lock
 from multirev.download import download_verified
 from multirev.errors import UsageError
 
 # kind@v0.32.0:site/layouts/index.redirects sends /dl/<ver>/... to the GitHub release assets;
 # kind@v0.32.0:hack/release/build/cross.sh writes <binary>.sha256sum next to each binary.
 DEFAULT_KIND_MIRROR = "https://kind.sigs.k8s.io/dl"
+DOWNLOAD_LOCK_TIMEOUT = 600.0
 
 
 def binary_name() -> str:
@@ -28,6 +30,8 @@ def ensure_kind(version: str, *, cache: Path, mirror: str = DEFAULT_KIND_MIRROR)
     if target.exists():
         return target
     url = f"{mirror.rstrip('/')}/{version}/{name}"
-    download_verified(url, url + ".sha256sum", target)
-    target.chmod(0o755)
+    with cache_entry_lock(target, timeout=DOWNLOAD_LOCK_TIMEOUT, what=f"downloading kind {version}"):
+        if not target.exists():  # another process may have fetched it while we waited
+            download_verified(url, url + ".sha256sum", target)
+            target.chmod(0o755)
     return target

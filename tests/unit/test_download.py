@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import io
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +47,27 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.shutdown()
 
 
+class SlowHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves archives and binaries after a pause, so that two downloads surely overlap."""
+
+    def do_GET(self) -> None:
+        if not self.path.endswith((".sha256", ".sha256sum")):
+            time.sleep(1.0)
+        super().do_GET()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    root = tmp_path / "mirror"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SlowHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+
+
 def publish(root: Path, data: bytes, checksum: str | None = None) -> None:
     folder = root / str(VERSION)
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +100,7 @@ def test_checksum_mismatch_keeps_nothing(mirror: tuple[str, Path], tmp_path: Pat
     with pytest.raises(EnvironmentProblem, match="sha256 mismatch") as caught:
         ensure_release(VERSION, mirror=url, cache=cache)
     assert "\n" not in str(caught.value)
-    assert not any(p.is_file() for p in cache.rglob("*"))
+    assert not any(p.is_file() and not p.name.endswith(".lock") for p in cache.rglob("*"))
 
 
 def test_missing_version_and_unreachable_mirror(mirror: tuple[str, Path], tmp_path: Path) -> None:
@@ -101,3 +126,35 @@ def test_archive_names_per_platform() -> None:
     assert archive_name(VERSION, "Linux", "x86_64") == "istio-1.30.3-linux-amd64.tar.gz"
     assert archive_name(VERSION, "Darwin", "arm64") == "istio-1.30.3-osx-arm64.tar.gz"
     assert archive_name(IstioVersion.parse("1.18.5"), "Darwin", "x86_64") == "istio-1.18.5-osx.tar.gz"
+
+
+FILL_CACHE = """
+import sys
+from pathlib import Path
+from multirev.istio.release import ensure_release
+from multirev.istio.versions import IstioVersion
+from multirev.kind.binary import ensure_kind
+cache, mirror = Path(sys.argv[1]), sys.argv[2]
+print(ensure_release(IstioVersion.parse("1.30.3"), mirror=mirror, cache=cache).istioctl)
+print(ensure_kind("v0.33.0", cache=cache, mirror=mirror))
+"""
+
+
+def test_two_processes_fill_one_cache(slow_mirror: tuple[str, Path], tmp_path: Path) -> None:
+    """Two pytest workers on an empty cache: both get the release and kind, neither trips over the other."""
+    url, root = slow_mirror
+    publish(root, make_archive(VERSION))
+    name = binary_name()
+    (root / "v0.33.0").mkdir()
+    binary = b"#!/bin/sh\n"
+    (root / "v0.33.0" / name).write_bytes(binary)
+    (root / "v0.33.0" / f"{name}.sha256sum").write_text(f"{hashlib.sha256(binary).hexdigest()}  {name}\n")
+    cache = tmp_path / "cache"
+    workers = [subprocess.Popen([sys.executable, "-c", FILL_CACHE, str(cache), url], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [worker.communicate(timeout=60) for worker in workers]
+    for worker, (out, err) in zip(workers, results, strict=True):
+        assert worker.returncode == 0, err
+        assert out.split() == [str(cache / "istio-1.30.3" / "bin" / "istioctl"),
+                               str(cache / "kind-v0.33.0" / name)]
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == ["istio-1.30.3", "kind-v0.33.0"]

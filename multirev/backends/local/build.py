@@ -10,7 +10,6 @@ Finished binaries land in `<cache>/<component>/<version>/` with a BUILD-INFO.jso
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from multirev.backends.local.pins import ETCD, ISTIO, KUBERNETES, KWOK, IstioPin, ModulePin
+from multirev.cachelock import cache_entry_lock
 from multirev.errors import EnvironmentProblem, UsageError
 
 GO_MIN = (1, 26)  # kwok@v0.8.0 and istio release-1.31 declare `go 1.26.0` in go.mod
@@ -33,6 +33,7 @@ BUILD_INFO = "BUILD-INFO.json"
 PROBE_GO_MOD = "module multirev.local/probe\n\ngo 1.26\n"
 FIXED_BUILD_DATE = "1970-01-01T00:00:00Z"  # reproducible builds; the version is what matters
 PROGRESS_EVERY = 15.0  # seconds between live progress lines of one build
+BUILD_LOCK_TIMEOUT = 3600.0  # a cold Kubernetes or Istio build takes ~7 min here; a waiter allows for several
 # Environment that would turn module checksum verification off; the build refuses it.
 UNVERIFIED_ENV = ("GONOSUMDB", "GONOSUMCHECK", "GOINSECURE", "GOPRIVATE")
 
@@ -256,18 +257,6 @@ def go_binary_name(package: str) -> str:
     return parts[-1]
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """One build of a component version at a time, across processes (xdist workers, two shells)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def is_built(recipe: Recipe, cache: Path) -> bool:
     folder = recipe.folder(cache)
     info = folder / BUILD_INFO
@@ -286,7 +275,7 @@ def is_built(recipe: Recipe, cache: Path) -> bool:
 def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
     """Build (or reuse) one component; returns its folder."""
     folder = recipe.folder(cache)
-    with _locked(cache / ".locks" / f"{recipe.component}-{recipe.version}.lock"):
+    with cache_entry_lock(folder, timeout=BUILD_LOCK_TIMEOUT, what=f"building {recipe.component} {recipe.version}"):
         if is_built(recipe, cache):
             return folder
         started = time.monotonic()
