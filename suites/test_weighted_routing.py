@@ -48,10 +48,9 @@ def test_reviews_weighted_split(mesh: MeshSetup, role: str, split: str,
     record_property("shares", verdict.table())
     attach.text("routing tallies", f"{verdict.reason}\nrequests used: {verdict.requests}\n"
                                    + verdict.table().replace("; ", "\n"))
-    attach.png("observed vs expected share (grey expected, blue observed, red interval; "
-               + " | ".join(verdict.subsets) + ")",
-               share_chart([(name, r.expected, r.share(verdict.requests), r.low, r.high)
-                            for name, r in verdict.subsets.items()]))
+    weights = "/".join(str(round(w * 100)) for w in expected.values())
+    attach.png("observed vs expected share",
+               share_chart(verdict, title=f"reviews {'/'.join(expected)} at {weights} % via the {role} gateway"))
     if not verdict.passed:
         problems.append(f"reviews split {split} through the {role} gateway: {verdict.reason} after "
                         f"{verdict.requests} requests; {verdict.table()}")
