@@ -72,3 +72,16 @@ def test_parallel_run_gives_the_same_verdicts(tmp_path: Path) -> None:
     assert {k: v["result"] for k, v in serial.report["features"].items()} == \
         {k: v["result"] for k, v in parallel.report["features"].items()}
     assert len(list((tmp_path / "parallel" / "allure-results").glob("*-result.json"))) == 27
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_report_is_written_when_the_cluster_is_gone_at_session_end(tmp_path: Path, workers: list[str]) -> None:
+    """Teardown deletes the cluster and fails; the report still comes, with the facts taken while it existed."""
+    run = run_suites(tmp_path, "--backend", "simulated", "-p", "tests.plugins.cluster_gone",
+                     "-k", "test_control_plane_installed", *workers)
+    report = json.loads((tmp_path / "conformance.json").read_text())
+    jsonschema.validate(report, schema())
+    assert report["kubernetes_version"] == "v1.35.5"
+    # pytest charges a session fixture's teardown error to the last test of each process; the report keeps it.
+    assert "error" in {t["outcome"] for t in report["features"]["install"]["tests"]}
+    assert any("could not delete kind cluster" in run.message(node) for node in run.failed())

@@ -101,7 +101,24 @@ class Backend(ABC):
         """The samples/ folder of that Istio release (Bookinfo and friends)."""
 
     @abstractmethod
-    def info(self) -> BackendInfo: ...
+    def info(self) -> BackendInfo:
+        """Facts about the cluster; may ask the cluster, so it only works while the cluster exists."""
+
+    _recorded_info: BackendInfo | None = None
+
+    def record_info(self) -> None:
+        """Keep the cluster's facts while it exists: the report is written after teardown deleted it."""
+        self._recorded_info = self.info()
+
+    def report_info(self) -> BackendInfo:
+        """The recorded facts, else fresh ones, else whatever can be said without the cluster: never raises."""
+        if self._recorded_info is not None:
+            return self._recorded_info
+        try:
+            return self.info()
+        except Exception as exc:  # the report must still be written, naming what is missing
+            return BackendInfo(self.name, self.simulated,
+                               extra={"info_error": f"cluster facts unavailable: {type(exc).__name__}: {exc}"[:300]})
 
     def may_destroy_foreign(self) -> bool:
         """Whether steps may remove things this run did not create (purge, foreign revisions)."""
