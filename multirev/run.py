@@ -37,6 +37,7 @@ class RunConfig:
     node_image: NodeImage
     istio_mirror: str = DEFAULT_MIRROR
     cluster_name: str = ""
+    cluster_name_chosen: bool = False
     keep_cluster: bool = False
     kind_bin: str | None = None
     kubeconfig: str | None = None
@@ -57,6 +58,11 @@ class RunConfig:
     @property
     def work_dir(self) -> Path:
         return self.reports_dir / "work" / self.worker
+
+    @property
+    def credentials_dir(self) -> Path:
+        """Kubeconfigs the run writes: never under reports/, which CI uploads."""
+        return self.cache_dir / "kubeconfigs"
 
 
 def new_run_id() -> str:
@@ -91,7 +97,8 @@ def make_backend(cfg: RunConfig) -> Backend:
         return KindBackend(runner, WallClock(), KindOptions(
             cluster_name=cfg.cluster_name, node_image=cfg.node_image, keep_cluster=cfg.keep_cluster,
             kind_bin=cfg.kind_bin, cache=cfg.cache_dir, work_dir=cfg.work_dir, istio_mirror=cfg.istio_mirror,
-            host_port_base=cfg.host_port_base))
+            host_port_base=cfg.host_port_base, credentials_dir=cfg.credentials_dir,
+            name_chosen=cfg.cluster_name_chosen))
     ports = host_ports(cfg.host_port_base)
     return ExistingBackend(runner, WallClock(), ExistingOptions(
         kubeconfig=cfg.kubeconfig, context=cfg.context, run_id=cfg.run_id, allow_destructive=cfg.allow_destructive,

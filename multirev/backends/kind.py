@@ -12,7 +12,7 @@ from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client
 from multirev.clock import Clock
 from multirev.commands import Runner
-from multirev.errors import CommandFailed, EnvironmentProblem
+from multirev.errors import CommandFailed, EnvironmentProblem, UsageError
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
@@ -32,9 +32,11 @@ class KindOptions:
     keep_cluster: bool
     kind_bin: str | None
     cache: Path
-    work_dir: Path
+    work_dir: Path  # inside reports/: the kind config, for people reading a run
     istio_mirror: str
     host_port_base: int
+    credentials_dir: Path  # outside reports/ (uploaded by CI): the kubeconfig holds the admin client key
+    name_chosen: bool = False  # --cluster-name given: never replace a cluster of that name, refuse instead
 
 
 class KindBackend(Backend):
@@ -43,7 +45,7 @@ class KindBackend(Backend):
     def __init__(self, runner: Runner, clock: Clock, options: KindOptions) -> None:
         super().__init__(runner, clock)
         self.options = options
-        self.kubeconfig = options.work_dir / f"{options.cluster_name}.kubeconfig"
+        self.kubeconfig = options.credentials_dir / f"{options.cluster_name}.kubeconfig"
         self._kind: str | None = options.kind_bin
         self._created = False
         self._cluster: KubeCluster | None = None
@@ -78,35 +80,58 @@ class KindBackend(Backend):
 
     def start(self) -> Cluster:
         kind = self._kind_binary()
+        name = self.options.cluster_name
         self.options.work_dir.mkdir(parents=True, exist_ok=True)
-        config_file = self.options.work_dir / f"{self.options.cluster_name}.kind.yaml"
+        self.options.credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config_file = self.options.work_dir / f"{name}.kind.yaml"
         config_file.write_text(yaml.safe_dump(cluster_config(self.options.node_image.image,
                                                              self.options.host_port_base)))
-        if not (self.options.keep_cluster and self._exists()):
-            # Flags: kind@v0.32.0:pkg/cmd/kind/create/cluster/createcluster.go (--wait needs units).
-            with step(f"kind create cluster {self.options.cluster_name}"):
-                self._create(kind, config_file)
+        if self._exists():
+            if self.options.keep_cluster:
+                self.runner.run([kind, "export", "kubeconfig", "--name", name,
+                                 "--kubeconfig", str(self.kubeconfig)], timeout=60).check()
+                self._cluster = KubeCluster(load_api_client(str(self.kubeconfig), None), self.clock)
+                return self._cluster
+            self._replace_leftover(kind)
+        # Flags: kind@v0.32.0:pkg/cmd/kind/create/cluster/createcluster.go (--wait needs units).
+        with step(f"kind create cluster {name}"):
+            # kind deletes nodes itself only when create returns an error (kind@v0.32.0:pkg/cluster/internal/create/
+            # create.go, unless --retain); a create we kill at CREATE_TIMEOUT leaves them, so stop() deletes.
             self._created = True
-        else:
-            self.runner.run([kind, "export", "kubeconfig", "--name", self.options.cluster_name,
-                             "--kubeconfig", str(self.kubeconfig)], timeout=60).check()
+            self._create(kind, config_file)
         self._cluster = KubeCluster(load_api_client(str(self.kubeconfig), None), self.clock)
         return self._cluster
+
+    def _replace_leftover(self, kind: str) -> None:
+        """`kind create` refuses a name whose nodes exist (kind@v0.32.0:pkg/cluster/internal/create/create.go,
+        alreadyExists). A leftover of the suite's own default name is replaced; a name the user chose is not."""
+        name = self.options.cluster_name
+        if self.options.name_chosen:
+            raise UsageError(f"kind cluster {name} already exists; pass --keep-cluster to run on it, or delete it "
+                             f"with `kind delete cluster --name {name}`")
+        print(f"[multirev] kind cluster {name} already exists (left by an earlier run?): deleting it to start "
+              "fresh; pass --keep-cluster to reuse it instead", flush=True)
+        self._delete(kind)
 
     def _create(self, kind: str, config_file: Path) -> None:
         self.runner.run([kind, "create", "cluster", "--name", self.options.cluster_name,
                          "--image", self.options.node_image.image, "--config", str(config_file),
                          "--kubeconfig", str(self.kubeconfig), "--wait", "120s"],
                         timeout=CREATE_TIMEOUT).check()
+        self.kubeconfig.chmod(0o600)
+
+    def _delete(self, kind: str) -> None:
+        try:
+            self.runner.run([kind, "delete", "cluster", "--name", self.options.cluster_name,
+                             "--kubeconfig", str(self.kubeconfig)], timeout=300).check()
+        except CommandFailed as exc:
+            raise EnvironmentProblem(f"could not delete kind cluster {self.options.cluster_name}: {exc}") from exc
 
     def stop(self) -> None:
         if self.options.keep_cluster or not self._created:
             return
-        try:
-            self.runner.run([self._kind_binary(), "delete", "cluster", "--name", self.options.cluster_name,
-                             "--kubeconfig", str(self.kubeconfig)], timeout=300).check()
-        except CommandFailed as exc:
-            raise EnvironmentProblem(f"could not delete kind cluster {self.options.cluster_name}: {exc}") from exc
+        self._delete(self._kind_binary())
+        self.kubeconfig.unlink(missing_ok=True)
 
     def istioctl(self, version: IstioVersion) -> Istioctl:
         with step(f"Istio {version} release (download and verify unless cached)"):

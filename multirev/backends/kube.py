@@ -11,9 +11,11 @@ import datetime
 from typing import Any
 
 import requests
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from kubernetes.stream import stream
+from websocket import WebSocketException
 
 from multirev.backends.base import Endpoint, HttpResponse
 from multirev.clock import Clock
@@ -35,6 +37,14 @@ def load_api_client(kubeconfig: str | None, context: str | None) -> client.ApiCl
         detail = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"cannot use {where}{f' context {context}' if context else ''}: {detail}") from exc
     return client.ApiClient(configuration)
+
+
+EXEC_TIMEOUT = 60.0
+EXEC_FAILED = 255  # what a failed exec counts as: any non-zero code is a failed request
+
+
+def _first_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no reason given"])[0][:300]
 
 
 class KubeCluster:
@@ -112,12 +122,36 @@ class KubeCluster:
         return raw.data.decode("utf-8", errors="replace")
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
+        """Run a command in a container. A pod that vanishes (rollout, eviction) makes a failed command with a
+        one-line reason, never an exception: callers count it as a failed request."""
         core = client.CoreV1Api(self.api)
-        resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container, command=command,
-                      stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
-        resp.run_forever(timeout=60)
-        code = resp.returncode if resp.returncode is not None else 1
-        return Completed(command, code, resp.read_stdout() or "", resp.read_stderr() or "")
+        where = f"exec into {namespace}/{pod}"
+        try:
+            resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                          command=command, stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+        except (ApiException, AttributeError) as exc:
+            # stream() wraps a refused upgrade (pod gone: 404) as ApiException(status=0, body=None)
+            # (kubernetes 36.0.3 stream/ws_client.py websocket_call), on which api_client.py's error handling
+            # then fails with AttributeError: the refusal is that exception's context.
+            refusal = exc if isinstance(exc, ApiException) else exc.__context__
+            if not isinstance(refusal, ApiException):
+                raise
+            return Completed(command, EXEC_FAILED, "", f"{where} refused: {_first_line(str(refusal.reason))}")
+        try:
+            resp.run_forever(timeout=EXEC_TIMEOUT)
+            stdout, stderr = resp.read_stdout() or "", resp.read_stderr() or ""
+            code = resp.returncode
+        except WebSocketException as exc:  # the connection dropped without a close frame
+            return Completed(command, EXEC_FAILED, "", f"{where}: stream lost ({_first_line(str(exc))})")
+        except (TypeError, KeyError, ValueError, yaml.YAMLError):
+            # WSClient.returncode parses the error channel unguarded; an abnormal close leaves it empty
+            # (kubernetes 36.0.3 stream/ws_client.py returncode).
+            return Completed(command, EXEC_FAILED, stdout, f"{where}: stream closed without an exit status")
+        finally:
+            resp.close()
+        if code is None:
+            return Completed(command, EXEC_FAILED, stdout, f"{where}: no exit status within {EXEC_TIMEOUT:.0f} s")
+        return Completed(command, code, stdout, stderr)
 
     def rollout_restart(self, namespace: str, deployment: str) -> None:
         """What `kubectl rollout restart` does: bump a pod-template annotation

@@ -6,8 +6,11 @@ multirev.kube.kinds.Kind.path builds, and pod logs. Every request is recorded fo
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +53,9 @@ class ServerState:
     requests: list[Recorded] = field(default_factory=list)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)  # (namespace, pod) -> text
     kubeconfig: Path | None = None  # written by running_apiserver
+    # (namespace, pod) -> how an exec into it goes: "exit 0" (stdout "ok", status Success) or "drop" (some stdout,
+    # then the TCP connection closes with no close frame and no status, as when the pod or node goes away)
+    execs: dict[tuple[str, str], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matching(self, method: str, path: str | None = None) -> list[Recorded]:
@@ -136,6 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None or found.kind is None:
             self._send(404, status(404, "NotFound", f"the server could not find {url.path}"))
             return
+        if found.kind is kinds.POD and found.subresource == "exec":
+            self._exec(state.execs.get((found.namespace or "", found.name or "")))
+            return
         with state.lock:
             code, payload, ctype = self._dispatch(state, found, parse_qs(url.query), body)
         self._send(code, payload, ctype)
@@ -184,6 +193,34 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, store.put(kind, merge(current, body)), js
             return 415, status(415, "UnsupportedMediaType", f"unsupported patch type {ctype}"), js
         return 405, status(405, "MethodNotAllowed", self.command), js
+
+    def _exec(self, behaviour: str | None) -> None:
+        """The exec subresource over WebSocket (RFC 6455), channel byte first as in v4.channel.k8s.io."""
+        if behaviour is None:
+            self._send(404, status(404, "NotFound", "pods not found"))
+            return
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", "v4.channel.k8s.io")
+        self.end_headers()
+
+        def frame(channel: int, data: bytes, opcode: int = 0x2) -> bytes:
+            payload = bytes([channel]) + data if opcode == 0x2 else data
+            return bytes([0x80 | opcode, len(payload)]) + payload
+
+        self.wfile.write(frame(1, b"partial output\n" if behaviour == "drop" else b"ok\n"))
+        if behaviour == "drop":
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self.wfile.write(frame(3, json.dumps({"metadata": {}, "status": "Success"}).encode()))
+            self.wfile.write(frame(0, b"\x03\xe8", opcode=0x8))  # close, normal closure
+            self.wfile.flush()
+        self.close_connection = True
 
     do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _handle
 

@@ -15,7 +15,7 @@ from multirev.backends.base import Endpoint
 from multirev.backends.kind import KindBackend, KindOptions
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
-from multirev.errors import EnvironmentProblem
+from multirev.errors import CommandFailed, EnvironmentProblem, UsageError
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
 
@@ -34,6 +34,7 @@ class FakeKind:
         self.log = directory / "kind-argv.log"
         self.clusters = directory / "clusters.txt"
         self.fail_delete = directory / "fail-delete"
+        self.fail_create = directory / "fail-create"
         logger = "import json, sys; print(json.dumps(sys.argv[1:]))"
         q = shlex.quote
         self.path.write_text(f"""#!/usr/bin/env bash
@@ -48,6 +49,9 @@ case "$1 $2" in
   "get clusters")
     if [ -f {q(str(self.clusters))} ]; then cat {q(str(self.clusters))}; else echo "No kind clusters found." >&2; fi ;;
   "create cluster"|"export kubeconfig")
+    if [ "$1" = create ] && [ -f {q(str(self.fail_create))} ]; then
+      echo "ERROR: failed to create cluster: timed out waiting for the control plane" >&2; exit 1
+    fi
     cp {q(str(standin_kubeconfig))} "$kubeconfig" ;;
   "delete cluster")
     if [ -f {q(str(self.fail_delete))} ]; then echo "ERROR: failed to delete cluster" >&2; exit 1; fi ;;
@@ -62,12 +66,12 @@ exit 0
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-def _backend(tmp_path: Path, fake: FakeKind | None, *, keep: bool) -> KindBackend:
+def _backend(tmp_path: Path, fake: FakeKind | None, *, keep: bool, name_chosen: bool = False) -> KindBackend:
     runner = RecordingRunner(SubprocessRunner(), Transcript(tmp_path / "t.jsonl"), "kind")
     options = KindOptions(
         cluster_name=NAME, node_image=NODE_IMAGE, keep_cluster=keep, kind_bin=str(fake.path) if fake else None,
         cache=tmp_path / "cache", work_dir=tmp_path / "work", istio_mirror=str(tmp_path / "mirror"),
-        host_port_base=BASE,
+        host_port_base=BASE, credentials_dir=tmp_path / "credentials", name_chosen=name_chosen,
     )
     return KindBackend(runner, WallClock(), options)
 
@@ -81,10 +85,14 @@ def fake_kind(tmp_path: Path, apiserver: tuple[str, ServerState]) -> FakeKind:
     return FakeKind(bin_dir, state.kubeconfig)
 
 
+def _kubeconfig(tmp_path: Path) -> str:
+    return str(tmp_path / "credentials" / f"{NAME}.kubeconfig")
+
+
 def _create_argv(tmp_path: Path) -> list[str]:
     work = tmp_path / "work"
     return ["create", "cluster", "--name", NAME, "--image", NODE_IMAGE.image,
-            "--config", str(work / f"{NAME}.kind.yaml"), "--kubeconfig", str(work / f"{NAME}.kubeconfig"),
+            "--config", str(work / f"{NAME}.kind.yaml"), "--kubeconfig", _kubeconfig(tmp_path),
             "--wait", "120s"]
 
 
@@ -95,12 +103,55 @@ def test_node_image_is_pinned_by_digest() -> None:
     assert NODE_IMAGE.kubernetes == KubeVersion(1, 35)
 
 
-def test_start_creates_without_asking_when_not_keeping(tmp_path: Path, fake_kind: FakeKind,
-                                                       apiserver: tuple[str, ServerState]) -> None:
-    """Without keep_cluster, start() runs only `kind create cluster ...` (no `get clusters`)."""
+def test_start_creates_when_no_cluster_of_that_name_exists(tmp_path: Path, fake_kind: FakeKind,
+                                                            apiserver: tuple[str, ServerState]) -> None:
+    """Without keep_cluster, start() asks `kind get clusters`, then runs `kind create cluster ...`."""
     backend = _backend(tmp_path, fake_kind, keep=False)
     backend.start()
-    assert fake_kind.calls() == [_create_argv(tmp_path)]
+    assert fake_kind.calls() == [["get", "clusters"], _create_argv(tmp_path)]
+
+
+def test_a_leftover_cluster_of_the_default_name_is_replaced(tmp_path: Path, fake_kind: FakeKind,
+                                                            apiserver: tuple[str, ServerState],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A cluster left by a killed run would make `kind create` fail: it is deleted first, saying so."""
+    fake_kind.clusters.write_text(f"{NAME}\n")
+    _backend(tmp_path, fake_kind, keep=False).start()
+    assert [c[:2] for c in fake_kind.calls()] == [["get", "clusters"], ["delete", "cluster"], ["create", "cluster"]]
+    assert "already exists (left by an earlier run?)" in capsys.readouterr().out
+
+
+def test_a_chosen_name_that_exists_is_refused(tmp_path: Path, fake_kind: FakeKind,
+                                              apiserver: tuple[str, ServerState]) -> None:
+    """With --cluster-name, an existing cluster is the user's: one line, nothing deleted or created."""
+    fake_kind.clusters.write_text(f"{NAME}\n")
+    with pytest.raises(UsageError, match=f"kind cluster {NAME} already exists; pass --keep-cluster"):
+        _backend(tmp_path, fake_kind, keep=False, name_chosen=True).start()
+    assert fake_kind.calls() == [["get", "clusters"]]
+
+
+def test_a_failed_create_is_deleted_at_stop(tmp_path: Path, fake_kind: FakeKind,
+                                            apiserver: tuple[str, ServerState]) -> None:
+    """`kind create` that fails or times out may leave node containers: stop() still deletes the cluster."""
+    fake_kind.fail_create.touch()
+    backend = _backend(tmp_path, fake_kind, keep=False)
+    with pytest.raises(CommandFailed):
+        backend.start()
+    backend.stop()
+    assert fake_kind.calls()[-1][:4] == ["delete", "cluster", "--name", NAME]
+
+
+def test_kubeconfig_stays_out_of_the_reports_tree(tmp_path: Path, fake_kind: FakeKind,
+                                                  apiserver: tuple[str, ServerState]) -> None:
+    """The kubeconfig kind writes holds the admin client key: private to the user, outside reports/, and
+    removed with the cluster."""
+    backend = _backend(tmp_path, fake_kind, keep=False)
+    backend.start()
+    kubeconfig = Path(_kubeconfig(tmp_path))
+    assert (kubeconfig.stat().st_mode & 0o777, kubeconfig.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert not list((tmp_path / "work").rglob("*.kubeconfig"))
+    backend.stop()
+    assert not kubeconfig.exists()
 
 
 def test_start_asks_first_when_keeping(tmp_path: Path, fake_kind: FakeKind,
@@ -117,7 +168,7 @@ def test_start_reuses_a_kept_cluster(tmp_path: Path, fake_kind: FakeKind,
     fake_kind.clusters.write_text(f"other\n{NAME}\n")
     backend = _backend(tmp_path, fake_kind, keep=True)
     cluster = backend.start()
-    kubeconfig = str(tmp_path / "work" / f"{NAME}.kubeconfig")
+    kubeconfig = _kubeconfig(tmp_path)
     assert fake_kind.calls() == [["get", "clusters"],
                                  ["export", "kubeconfig", "--name", NAME, "--kubeconfig", kubeconfig]]
     assert cluster.kubernetes_version() == GIT_VERSION
@@ -159,7 +210,7 @@ def test_stop_deletes_the_created_cluster(tmp_path: Path, fake_kind: FakeKind,
     backend = _backend(tmp_path, fake_kind, keep=False)
     backend.start()
     backend.stop()
-    kubeconfig = str(tmp_path / "work" / f"{NAME}.kubeconfig")
+    kubeconfig = _kubeconfig(tmp_path)
     assert fake_kind.calls()[-1] == ["delete", "cluster", "--name", NAME, "--kubeconfig", kubeconfig]
     transcript = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
     assert [e["argv"][1:] for e in transcript] == fake_kind.calls()

@@ -227,3 +227,24 @@ def test_load_api_client_names_the_context(apiserver: tuple[str, ServerState]) -
         load_api_client(str(state.kubeconfig), "no-such-context")
     assert "\n" not in str(info.value)
     assert "context no-such-context" in str(info.value)
+
+
+def test_exec_returns_output_and_exit_status(apiserver: tuple[str, ServerState]) -> None:
+    """A normal exec: stdout, then status Success on the error channel, then a close frame."""
+    _, state = apiserver
+    state.execs[("app", "client")] = "exit 0"
+    result = _cluster(state).exec("app", "client", "sleep", ["curl", "-s", "http://x"])
+    assert (result.returncode, result.stdout) == (0, "ok\n")
+
+
+@pytest.mark.parametrize("behaviour", ["drop", None], ids=["stream-dropped", "pod-gone"])
+def test_exec_into_a_vanishing_pod_is_a_failed_command(apiserver: tuple[str, ServerState],
+                                                       behaviour: str | None) -> None:
+    """A stream that closes with no exit status, or a pod already gone, is a failed request, not an exception
+    (kubernetes client 36: WSClient.returncode parses an empty error channel; stream() wraps a refused upgrade)."""
+    _, state = apiserver
+    if behaviour:
+        state.execs[("app", "client")] = behaviour
+    result = _cluster(state).exec("app", "client", "sleep", ["curl", "-s", "http://x"])
+    assert result.returncode != 0
+    assert "app/client" in result.stderr and "\n" not in result.stderr.strip()
