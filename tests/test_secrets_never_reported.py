@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from tests.credential_scan import credential_leaks
 from tests.suite_runner import run_suites
 
 PLANTED = {
@@ -66,4 +67,5 @@ def test_planted_secrets_are_redacted_everywhere(tmp_path: Path) -> None:
     assert len(files) > 20
     leaks = [(str(p.relative_to(reports)), s) for p in files for s in secrets if s in p.read_text(errors="replace")]
     assert not leaks, f"secrets reached report files: {leaks}"
+    assert not credential_leaks(reports), "keys, tokens or kubeconfigs reached the reports tree"
     assert PLANTED["env"] not in run.output

@@ -17,6 +17,7 @@ from multirev.backends.local.pins import KUBERNETES
 from multirev.clock import WallClock
 from multirev.kube import kinds
 from multirev.waits import Observation, wait_for
+from tests.credential_scan import credential_leaks
 from tests.local.conftest import PROFILE, local_versions, nothing_left, require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +94,6 @@ def test_ctrl_c_during_a_conformance_run_leaves_nothing(tmp_path: Path) -> None:
     assert any("istioctl install revision" in line for line in seen), "\n".join(seen[-20:])
     assert proc.returncode != 0, "an interrupted run must not report success"
     assert nothing_left("ctrlc") == {}
+    # The cluster's keys and kubeconfigs lived in the run's temporary folder, never in reports/.
+    assert list((tmp_path / "reports").rglob("*")), "the run wrote reports"
+    assert credential_leaks(tmp_path / "reports") == []
