@@ -70,3 +70,22 @@ def test_bad_kubeconfig_is_one_clear_line(tmp_path: Path) -> None:
     code, output, _ = run_pytest(tmp_path, "--backend", "existing", "--kubeconfig", str(kubeconfig))
     [line] = error_lines(output)
     assert code != 0 and f"cannot use {kubeconfig}" in line
+
+
+@pytest.mark.parametrize("version", [(3, 11, 3), (3, 10, 14)])
+def test_run_refuses_python_before_3_11_4(tmp_path: Path, version: tuple[int, int, int]) -> None:
+    """tarfile's extraction filters came in 3.11.4: ./run refuses an older Python with one line, before
+    touching .venv (this machine's own Python, 3.11.4 or newer, is what every other self-test runs on)."""
+    fake = tmp_path / "python3"
+    pretend = f"import sys; sys.version_info = {(*version, 'final', 0)!r}; "
+    fake.write_text(f"""#!/bin/sh
+if [ "$1" = --version ]; then echo "Python {'.'.join(map(str, version))}"; exit 0; fi
+if [ "$1" = -c ]; then shift; code="$1"; shift; exec {sys.executable} -c "{pretend}$code" "$@"; fi
+exit 3
+""")
+    fake.chmod(0o755)
+    proc = subprocess.run([str(PROJECT_ROOT / "run"), "lint", "--help"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHON": str(fake)}, cwd=tmp_path)
+    found = ".".join(map(str, version))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: Python 3.11.4 or newer is needed (found: Python {found}); set PYTHON=..."
