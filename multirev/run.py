@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multirev.backends.base import Backend
+from multirev.backends.base import Backend, Endpoint
 from multirev.backends.existing import ExistingBackend, ExistingOptions
 from multirev.backends.kind import KindBackend, KindOptions
 from multirev.backends.local.backend import LocalBackend, LocalOptions
@@ -19,7 +19,6 @@ from multirev.compat import choose_node_image
 from multirev.errors import UsageError
 from multirev.faults import Fault
 from multirev.istio.release import DEFAULT_MIRROR
-from multirev.kind.config import host_ports
 from multirev.kind.images import NodeImage
 from multirev.plan import MeshPlan
 from multirev.profile import Profile
@@ -43,7 +42,8 @@ class RunConfig:
     kubeconfig: str | None = None
     context: str | None = None
     allow_destructive: bool = False
-    gateway_host: str = "127.0.0.1"
+    gateway_host: str | None = None
+    gateway_endpoints: dict[str, Endpoint] = field(default_factory=dict)
     host_port_base: int = 18080
     sim_seed: int = 1
     faults: list[Fault] = field(default_factory=list)
@@ -99,8 +99,20 @@ def make_backend(cfg: RunConfig) -> Backend:
             kind_bin=cfg.kind_bin, cache=cfg.cache_dir, work_dir=cfg.work_dir, istio_mirror=cfg.istio_mirror,
             host_port_base=cfg.host_port_base, credentials_dir=cfg.credentials_dir,
             name_chosen=cfg.cluster_name_chosen))
-    ports = host_ports(cfg.host_port_base)
     return ExistingBackend(runner, WallClock(), ExistingOptions(
         kubeconfig=cfg.kubeconfig, context=cfg.context, run_id=cfg.run_id, allow_destructive=cfg.allow_destructive,
         cache=cfg.cache_dir, istio_mirror=cfg.istio_mirror, gateway_host=cfg.gateway_host,
-        gateway_ports={role: p["http"] for role, p in ports.items()}))
+        gateway_endpoints=cfg.gateway_endpoints,
+        gateway_services={p.role: (p.plane.namespace, p.gateway_name) for p in cfg.plan.planes}))
+
+
+def parse_gateway_endpoints(values: list[str]) -> dict[str, Endpoint]:
+    """--gateway-endpoint stable=HOST:PORT (repeatable, one per role)."""
+    endpoints = {}
+    for value in values:
+        role, _, address = value.partition("=")
+        host, _, port = address.rpartition(":")
+        if role not in ("stable", "canary") or not host or not port.isdigit():
+            raise UsageError(f"--gateway-endpoint {value}: expected stable=HOST:PORT or canary=HOST:PORT")
+        endpoints[role] = Endpoint(host.strip("[]"), int(port))
+    return endpoints

@@ -9,14 +9,17 @@ from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client
 from multirev.clock import Clock
 from multirev.commands import Runner
-from multirev.errors import UsageError
+from multirev.errors import EnvironmentProblem, UsageError
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
+from multirev.waits import Observation, wait_for
 
+NAMESPACE_DELETE_TIMEOUT = 300.0
+GATEWAY_HTTP_PORT = "http2"  # the port name the suite's IstioOperator gives the gateway's port 80
 # Namespaced kinds the run may create, removed by run-id label at teardown (cluster-scoped ones too).
 CLEANUP_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP)
 
@@ -29,8 +32,9 @@ class ExistingOptions:
     allow_destructive: bool
     cache: Path
     istio_mirror: str
-    gateway_host: str
-    gateway_ports: dict[str, int]
+    gateway_host: str | None  # --gateway-host: where the gateways' NodePorts are reached (default: a node's IP)
+    gateway_endpoints: dict[str, Endpoint]  # --gateway-endpoint ROLE=HOST:PORT, taken as given
+    gateway_services: dict[str, tuple[str, str]]  # role -> (namespace, Service) of its ingress gateway
 
 
 class ExistingBackend(Backend):
@@ -64,8 +68,23 @@ class ExistingBackend(Backend):
         for kind in CLEANUP_KINDS:
             for obj in self._cluster.list(kind, labels=selector):
                 self._cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
-        for ns in self._cluster.list(kinds.NAMESPACE, labels=selector):
-            self._cluster.delete(kinds.NAMESPACE, ns["metadata"]["name"])
+        namespaces = [ns["metadata"]["name"] for ns in self._cluster.list(kinds.NAMESPACE, labels=selector)]
+        for name in namespaces:
+            self._cluster.delete(kinds.NAMESPACE, name)
+        self._await_gone(namespaces)
+
+    def _await_gone(self, namespaces: list[str]) -> None:
+        """A deleted namespace lingers as Terminating while its contents go; the next run would collide with it."""
+        cluster = self._cluster
+        assert cluster is not None
+
+        def remaining() -> Observation[None]:
+            left = [n for n in namespaces if cluster.get(kinds.NAMESPACE, n) is not None]
+            return Observation(not left, None, f"still terminating: {', '.join(left)}")
+
+        with step(f"await deletion of namespaces {', '.join(namespaces)}"):
+            wait_for("the run's namespaces to be deleted", remaining, clock=self.clock,
+                     timeout=NAMESPACE_DELETE_TIMEOUT)
 
     def istioctl(self, version: IstioVersion) -> Istioctl:
         with step(f"Istio {version} release (download and verify unless cached)"):
@@ -79,7 +98,36 @@ class ExistingBackend(Backend):
         return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples
 
     def gateway_endpoint(self, role: str) -> Endpoint:
-        return Endpoint(self.options.gateway_host, self.options.gateway_ports[role])
+        """As given with --gateway-endpoint, else the gateway Service's load-balancer address (port 80), else its
+        HTTP NodePort on --gateway-host or the first node's InternalIP (docs/backends.md#existing)."""
+        if role in self.options.gateway_endpoints:
+            return self.options.gateway_endpoints[role]
+        if self._cluster is None:
+            self.start()
+        assert self._cluster is not None
+        namespace, name = self.options.gateway_services[role]
+        service = self._cluster.get(kinds.SERVICE, name, namespace)
+        if service is None:
+            raise EnvironmentProblem(f"the {role} gateway Service {namespace}/{name} does not exist, so its address is "
+                                     f"unknown; pass --gateway-endpoint {role}=HOST:PORT")
+        http = next((p for p in service["spec"].get("ports", []) if p.get("name") == GATEWAY_HTTP_PORT), None)
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        if http is not None and ingress and (ingress[0].get("ip") or ingress[0].get("hostname")):
+            return Endpoint(ingress[0].get("ip") or ingress[0]["hostname"], int(http["port"]))
+        if http is None or not http.get("nodePort"):
+            raise EnvironmentProblem(f"the {role} gateway Service {namespace}/{name} has no load-balancer address and "
+                                     f"no NodePort for port {GATEWAY_HTTP_PORT}; "
+                                     f"pass --gateway-endpoint {role}=HOST:PORT")
+        return Endpoint(self.options.gateway_host or self._node_address(), int(http["nodePort"]))
+
+    def _node_address(self) -> str:
+        assert self._cluster is not None
+        for node in self._cluster.list(kinds.NODE):
+            for address in (node.get("status") or {}).get("addresses", []):
+                if address.get("type") == "InternalIP":
+                    return address["address"]
+        raise EnvironmentProblem("no node reports an InternalIP to reach the gateways' NodePorts on; pass "
+                                 "--gateway-host HOST or --gateway-endpoint ROLE=HOST:PORT")
 
     def info(self) -> BackendInfo:
         version = self._cluster.kubernetes_version() if self._cluster else ""

@@ -19,6 +19,10 @@ INJECT_POD_LABEL = "sidecar.istio.io/inject"
 # istio@1.30.3:operator/pkg/manifest/name.go: which IstioOperator (name, namespace) an installed object belongs to
 OWNING_RESOURCE_LABEL = "install.operator.istio.io/owning-resource"
 OWNING_RESOURCE_NAMESPACE_LABEL = "install.operator.istio.io/owning-resource-namespace"
+# The Istio release that templated a CRD: base chart crds.yaml replaces the static labels with istio.labels
+# (zzz_profile.yaml), which sets app.kubernetes.io/version to the chart's appVersion (istio@1.30.3). CRDs of
+# releases that applied the static files (istio@1.18.5:manifests/charts/base/templates/crds.yaml) carry none.
+CRD_VERSION_LABEL = "app.kubernetes.io/version"
 COMPONENT_LABEL = "operator.istio.io/component"  # istio@1.30.3:operator/pkg/install/install.go getOwnerLabels
 SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status"  # istio@1.30.3:pkg/kube/inject/inject.go
 REV_ANNOTATION = "istio.io/rev"  # files/injection-template.yaml: the injecting istiod's own revision

@@ -32,6 +32,14 @@ class IstioVersion:
         major, minor, patch, pre = match.groups()
         return cls(int(major), int(minor), int(patch), pre or "")
 
+    @classmethod
+    def try_parse(cls, text: str) -> IstioVersion | None:
+        """The version, or None for text that is not one (e.g. a label of a chart that sets none)."""
+        try:
+            return cls.parse(text)
+        except UsageError:
+            return None
+
     @property
     def minor_line(self) -> tuple[int, int]:
         return (self.major, self.minor)

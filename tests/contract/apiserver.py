@@ -56,6 +56,8 @@ class ServerState:
     # (namespace, pod) -> how an exec into it goes: "exit 0" (stdout "ok", status Success) or "drop" (some stdout,
     # then the TCP connection closes with no close frame and no status, as when the pod or node goes away)
     execs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # namespaces that, once deleted, stay Terminating for this many more GETs (their contents being removed)
+    terminating_for: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matching(self, method: str, path: str | None = None) -> list[Recorded]:
@@ -170,6 +172,11 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
                          "metadata": {}, "items": items}, js
         current = store.get(kind, r.name, r.namespace)
+        terminating = current is not None and (self.command == "DELETE" or
+                                               (current.get("status") or {}).get("phase") == "Terminating")
+        if kind is kinds.NAMESPACE and r.name in state.terminating_for and terminating:
+            assert current is not None
+            return self._terminate(state, r.name or "", current)
         if self.command == "GET":
             return (200, current, js) if current is not None else missing
         if self.command == "DELETE":
@@ -193,6 +200,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, store.put(kind, merge(current, body)), js
             return 415, status(415, "UnsupportedMediaType", f"unsupported patch type {ctype}"), js
         return 405, status(405, "MethodNotAllowed", self.command), js
+
+    def _terminate(self, state: ServerState, name: str, current: Obj) -> tuple[int, Any, str]:
+        """A deleted namespace is Terminating until its countdown of GETs runs out, then gone."""
+        if self.command == "GET":
+            state.terminating_for[name] -= 1
+            if state.terminating_for[name] < 0:
+                state.store.delete(kinds.NAMESPACE, name)
+                return 404, status(404, "NotFound", f'namespaces "{name}" not found'), "application/json"
+        current = state.store.put(kinds.NAMESPACE, merge(current, {"status": {"phase": "Terminating"}}))
+        return 200, current, "application/json"
 
     def _exec(self, behaviour: str | None) -> None:
         """The exec subresource over WebSocket (RFC 6455), channel byte first as in v4.channel.k8s.io."""

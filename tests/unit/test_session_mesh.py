@@ -1,0 +1,114 @@
+"""On a cluster the run does not own, set-up checks everything before creating anything, and what it
+installed is removed at the end even when set-up fails half-way (the model stands in for the cluster)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures.mesh import session_mesh
+from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.commands import Transcript
+from multirev.errors import UsageError
+from multirev.istio import facts
+from multirev.istio.istioctl import Istioctl
+from multirev.kind.images import NODE_IMAGES
+from multirev.kube import kinds
+from multirev.plan import MeshPlan
+from multirev.profile import load_profile
+
+CLIENT = "workloads/mesh-client.yaml"
+
+
+class ForeignCluster(SimulatedBackend):
+    """The model, treated as someone's existing cluster: foreign objects must not change."""
+
+    name = "existing"
+
+    def may_destroy_foreign(self) -> bool:
+        return False
+
+
+@pytest.fixture(params=["separate", "shared"])
+def setting(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ForeignCluster, MeshPlan, Path]:
+    plan = MeshPlan(load_profile("current", layout=request.param), "run1")
+    backend = ForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                             node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    backend.start()
+    return backend, plan, tmp_path
+
+
+def istio_objects(backend: ForeignCluster, plan: MeshPlan) -> dict[str, list[str]]:
+    """Everything that makes either revision of the run exist, by kind."""
+    cluster = backend.cluster
+    found: dict[str, list[str]] = {}
+    for plane in plan.planes:
+        for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK, kinds.DEPLOYMENT, kinds.SERVICE):
+            for obj in cluster.list(kind, labels={facts.REV_LABEL: plane.plane.revision}):
+                found.setdefault(kind.kind, []).append(obj["metadata"]["name"])
+    found["IstioOperator"] = [o["metadata"]["name"] for o in cluster.list(kinds.ISTIO_OPERATOR)]
+    found["CRD"] = [c["metadata"]["name"] for c in cluster.list(kinds.CRD)
+                    if c["metadata"]["name"].endswith(".istio.io")]
+    return {kind: names for kind, names in found.items() if names}
+
+
+def test_a_failure_half_way_through_set_up_still_removes_what_was_installed(
+        setting: tuple[ForeignCluster, MeshPlan, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both revisions installed, then `tag set` dies: the revisions, tags, installed state and the CRDs the run
+    brought to a cluster that had none are all gone when the session ends."""
+    backend, plan, work = setting
+    original = Istioctl.tag_set
+
+    def tag_set_dies_for_canary(self: Istioctl, tag: str, *args: object, **kwargs: object):
+        if tag == plan.plane("canary").plane.tag:
+            raise ConnectionResetError("connection to the API server reset")
+        return original(self, tag, *args, **kwargs)
+
+    monkeypatch.setattr(Istioctl, "tag_set", tag_set_dies_for_canary)
+    with pytest.raises(ConnectionResetError), session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+        pytest.fail("set-up should not have finished")
+    assert istio_objects(backend, plan) == {}
+    tags = backend.cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: plan.plane("stable").plane.tag})
+    assert tags == [], "the stable tag set before the failure is removed too"
+
+
+def test_a_revision_that_exists_is_refused_before_anything_is_installed(
+        setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
+    """The canary revision exists already: one line naming it, and not even the stable revision is installed."""
+    backend, plan, work = setting
+    canary = plan.plane("canary").plane.revision
+    foreign = {"name": f"istio-sidecar-injector-{canary}", "labels": {facts.REV_LABEL: canary}}
+    backend.cluster.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+                           "metadata": foreign, "webhooks": []})
+    with pytest.raises(UsageError, match=f"revision {canary} already exists"), \
+            session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+        pytest.fail("set-up should have been refused")
+    assert set(istio_objects(backend, plan)) == {"MutatingWebhookConfiguration"}  # the foreign one, untouched
+
+
+def _crd(name: str, version: str | None) -> dict:
+    labels = {facts.CRD_VERSION_LABEL: version} if version else {}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name, "labels": labels}, "spec": {"group": name.split(".", 1)[1]}}
+
+
+def test_newer_istio_crds_are_not_downgraded(setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
+    """CRDs from a newer Istio than the run's: installing would re-apply older Base CRDs, so the run refuses."""
+    backend, plan, work = setting
+    backend.cluster.apply(_crd("virtualservices.networking.istio.io", "1.99.0"))
+    with pytest.raises(UsageError, match=r"CRDs are from Istio 1\.99\.0 .*would downgrade them; pass "
+                                         r"--allow-destructive"), \
+            session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+        pytest.fail("set-up should have been refused")
+    assert set(istio_objects(backend, plan)) == {"CRD"}
+
+
+def test_crds_the_cluster_had_are_kept(setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
+    """A cluster that had (older) Istio CRDs keeps CRDs after the run: they were not the run's to remove."""
+    backend, plan, work = setting
+    backend.cluster.apply(_crd("virtualservices.networking.istio.io", None))
+    with session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+        pass
+    assert "virtualservices.networking.istio.io" in istio_objects(backend, plan)["CRD"]
+    assert set(istio_objects(backend, plan)) == {"CRD"}
