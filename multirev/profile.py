@@ -135,8 +135,13 @@ def _validate(profile: Profile, source: str) -> None:
         raise UsageError(f"{source}: stable and canary both use revision '{s.revision}'")
     if s.tag == c.tag:
         raise UsageError(f"{source}: stable and canary both use tag '{s.tag}'")
-    if set(s.app_namespaces) & set(c.app_namespaces):
-        raise UsageError(f"{source}: an app namespace cannot belong to both stable and canary")
+    if shared := sorted(set(s.app_namespaces) & set(c.app_namespaces)):
+        raise UsageError(f"{source}: app namespace {', '.join(map(repr, shared))} is in both stable and canary; a "
+                         "namespace is injected by one revision, so give each plane its own")
+    for plane in profile.planes:
+        if clash := sorted(set(plane.app_namespaces) & {s.namespace, c.namespace}):
+            raise UsageError(f"{source}: {plane.role} app namespace {', '.join(map(repr, clash))} is also a control "
+                             "plane's namespace; apps need namespaces of their own")
     if "default" in (s.tag, c.tag):
         # istioctl install creates the 'default' tag itself on the first install.
         raise UsageError(f"{source}: tag 'default' is reserved by istioctl install")

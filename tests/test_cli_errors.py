@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import urllib3
+import yaml
 
+from multirev.backends.kube import unreachable_cause
 from multirev.paths import PROJECT_ROOT
 
 
@@ -89,3 +96,60 @@ exit 3
     found = ".".join(map(str, version))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: Python 3.11.4 or newer is needed (found: Python {found}); set PYTHON=..."
+
+
+def _kubeconfig(tmp_path: Path, server: str) -> Path:
+    path = tmp_path / "unreachable.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    return path
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def plain_http_port() -> Iterator[int]:
+    """A port answering plain HTTP, so a TLS client's handshake fails."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["refused", "tls", "timeout"])
+def test_unreachable_cluster_names_the_server_and_the_cause(tmp_path: Path, case: str, request: pytest.FixtureRequest,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """--backend existing on a cluster it cannot reach: one line naming the server URL and why."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    port = {"refused": _closed_port, "tls": lambda: request.getfixturevalue("plain_http_port"),
+            "timeout": lambda: request.getfixturevalue("silent_port")}[case]()
+    server = f"https://127.0.0.1:{port}"
+    code, output, _ = run_pytest(tmp_path, "--backend", "existing", "--kubeconfig", str(_kubeconfig(tmp_path, server)))
+    [line] = error_lines(output)
+    cause = {"refused": "connection refused", "tls": "TLS handshake failed", "timeout": "timed out"}[case]
+    assert code != 0 and f"cannot reach the cluster at {server}" in line and cause in line, line
+
+
+def test_a_host_name_that_does_not_resolve_is_named_as_dns() -> None:
+    """The DNS case, classified from the exception urllib3 raises (no lookup leaves this machine)."""
+    failure = urllib3.exceptions.NameResolutionError("api.cluster.example", None,  # type: ignore[arg-type]
+                                                     socket.gaierror(-2, "Name or service not known"))
+    wrapped = urllib3.exceptions.MaxRetryError(None, "/version", failure)  # type: ignore[arg-type]
+    assert unreachable_cause(wrapped) == "the host name does not resolve (DNS)"

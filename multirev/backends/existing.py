@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
-from multirev.backends.kube import KubeCluster, load_api_client
+from multirev.backends.kube import KubeCluster, load_api_client, server_of, unreachable_cause
 from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
@@ -19,9 +19,11 @@ from multirev.progress import step
 from multirev.waits import Observation, wait_for
 
 NAMESPACE_DELETE_TIMEOUT = 300.0
+PREFLIGHT_TIMEOUT = (5.0, 10.0)  # connect, read: an unreachable cluster is one line within seconds
 GATEWAY_HTTP_PORT = "http2"  # the port name the suite's IstioOperator gives the gateway's port 80
 # Namespaced kinds the run may create, removed by run-id label at teardown (cluster-scoped ones too).
-CLEANUP_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP)
+CLEANUP_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP,
+                 kinds.SECRET)
 
 
 @dataclass
@@ -49,10 +51,12 @@ class ExistingBackend(Backend):
         api = load_api_client(self.options.kubeconfig, self.options.context)
         self._cluster = KubeCluster(api, self.clock, extra_labels={RUN_ID_LABEL: self.options.run_id})
         try:
-            self._cluster.kubernetes_version()
+            self._cluster.kubernetes_version(timeout=PREFLIGHT_TIMEOUT)
         except Exception as exc:
-            raise UsageError(f"cannot reach the cluster in {self.options.kubeconfig or 'the default kubeconfig'}: "
-                             f"{type(exc).__name__}") from exc
+            where = self.options.kubeconfig or "the default kubeconfig"
+            context = f", context {self.options.context}" if self.options.context else ""
+            raise UsageError(f"cannot reach the cluster at {server_of(api)} ({where}{context}): "
+                             f"{unreachable_cause(exc)}") from exc
 
     def start(self) -> Cluster:
         if self._cluster is None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import copy
 import datetime
+import socket
+import ssl
 from typing import Any
 
 import requests
+import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -32,6 +35,7 @@ def load_api_client(kubeconfig: str | None, context: str | None) -> client.ApiCl
     try:
         configuration = client.Configuration()
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        configuration.retries = 1  # urllib3 would retry 3 times; the suite's waits retry with their own bounds
     except Exception as exc:
         where = kubeconfig or "the default kubeconfig"
         detail = (str(exc).splitlines() or [type(exc).__name__])[0]
@@ -39,8 +43,37 @@ def load_api_client(kubeconfig: str | None, context: str | None) -> client.ApiCl
     return client.ApiClient(configuration)
 
 
+REQUEST_TIMEOUT = (10.0, 120.0)  # connect, read: a silent server is a timeout, not a hang
 EXEC_TIMEOUT = 60.0
 EXEC_FAILED = 255  # what a failed exec counts as: any non-zero code is a failed request
+
+
+def unreachable_cause(exc: BaseException) -> str:
+    """Why an API server could not be reached, in words: connection refused, DNS, TLS, timeout, or credentials."""
+    if isinstance(exc, ApiException) and exc.status in (401, 403):
+        return f"the server refused the credentials (HTTP {exc.status} {exc.reason})"
+    if isinstance(exc, ApiException):
+        return f"the server answered HTTP {exc.status} {exc.reason}"
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:  # the cause sits under urllib3's wrappers
+        seen.append(current)
+        current = getattr(current, "reason", None) if isinstance(getattr(current, "reason", None), BaseException) \
+            else (current.__cause__ or current.__context__)
+    for cause in seen:
+        if isinstance(cause, ssl.SSLError | urllib3.exceptions.SSLError):
+            return f"TLS handshake failed ({_first_line(str(cause))})"
+        if isinstance(cause, socket.gaierror | urllib3.exceptions.NameResolutionError):
+            return "the host name does not resolve (DNS)"
+        if isinstance(cause, ConnectionRefusedError) or "Connection refused" in str(cause):
+            return "connection refused (nothing listens there)"
+        if isinstance(cause, TimeoutError | urllib3.exceptions.TimeoutError | socket.timeout):
+            return "timed out (no answer)"
+    return f"{type(exc).__name__}: {_first_line(str(exc))}"
+
+
+def server_of(api: client.ApiClient) -> str:
+    return str(api.configuration.host)
 
 
 def _first_line(text: str) -> str:
@@ -54,7 +87,8 @@ class KubeCluster:
         self.extra_labels = extra_labels or {}
 
     def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
-              content_type: str = "application/json", response: str = "object") -> Any:
+              content_type: str = "application/json", response: str = "object",
+              timeout: tuple[float, float] = REQUEST_TIMEOUT) -> Any:
         return self.api.call_api(
             path, method,
             query_params=query or [],
@@ -64,6 +98,7 @@ class KubeCluster:
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
             _preload_content=True,
+            _request_timeout=timeout,
         )
 
     def apply(self, obj: Obj) -> Obj:
@@ -168,5 +203,5 @@ class KubeCluster:
             return HttpResponse(0, {}, f"{type(exc).__name__}: {exc}")
         return HttpResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.text)
 
-    def kubernetes_version(self) -> str:
-        return self._call("GET", "/version").get("gitVersion", "")
+    def kubernetes_version(self, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> str:
+        return self._call("GET", "/version", timeout=timeout).get("gitVersion", "")

@@ -91,6 +91,16 @@ def test_profile_file_and_its_errors(tmp_path: Path) -> None:
                    "canary: {version: 1.30.3, namespace: b, tag: s, app_namespaces: [y]}\n")
     with pytest.raises(UsageError, match="both use tag 's'"):
         load_profile(path=bad)
+    overlapping = tmp_path / "overlap.yaml"
+    overlapping.write_text("stable: {version: 1.29.6, namespace: a, tag: s, app_namespaces: [x, shop]}\n"
+                           "canary: {version: 1.30.3, namespace: b, tag: c, app_namespaces: [shop, y]}\n")
+    with pytest.raises(UsageError, match=r"overlap.yaml: app namespace 'shop' is in both stable and canary"):
+        load_profile(path=overlapping)
+    in_control_plane = tmp_path / "cp.yaml"
+    in_control_plane.write_text("stable: {version: 1.29.6, namespace: a, tag: s, app_namespaces: [x]}\n"
+                                "canary: {version: 1.30.3, namespace: b, tag: c, app_namespaces: [a]}\n")
+    with pytest.raises(UsageError, match=r"canary app namespace 'a' is also a control plane's namespace"):
+        load_profile(path=in_control_plane)
     with pytest.raises(UsageError, match="unknown --profile"):
         load_profile("nope")
     with pytest.raises(UsageError, match="--layout must be one of"):
