@@ -29,7 +29,7 @@ def test_report_validates_and_names_every_feature(faulty_run) -> None:
     assert results.pop("weighted-routing") == "failed"
     assert set(results.values()) == {"passed"}
     assert report["simulated"] is True and report["notice"] == SIMULATED_NOTICE
-    assert report["kubernetes_version"] == "v1.35.5" and report["node_image"].startswith("kindest/node:v1.35.5@")
+    assert report["kubernetes_version"] == "v1.35.8" and report["node_image"].startswith("kindest/node:v1.35.8@")
     weighted = report["features"]["weighted-routing"]["tests"]
     assert all(int(t["properties"]["requests"]) >= 300 for t in weighted)
     markdown = (reports / "conformance.md").read_text()
@@ -81,7 +81,7 @@ def test_report_is_written_when_the_cluster_is_gone_at_session_end(tmp_path: Pat
                      "-k", "test_control_plane_installed", *workers)
     report = json.loads((tmp_path / "conformance.json").read_text())
     jsonschema.validate(report, schema())
-    assert report["kubernetes_version"] == "v1.35.5"
+    assert report["kubernetes_version"] == "v1.35.8"
     # pytest charges a session fixture's teardown error to the last test of each process; the report keeps it.
     assert "error" in {t["outcome"] for t in report["features"]["install"]["tests"]}
     assert any("could not delete kind cluster" in run.message(node) for node in run.failed())

@@ -4,7 +4,9 @@ Node images must be pinned by digest and used with the kind release that built t
 release notes say so; v0.32.0's notes add that `kind load` needs v0.32.0 with its images).
 Rows come from the "Pre-built images for Kind vX" lists, as collected in
 kubernetes-sigs/cluster-api@v1.14.0:test/infrastructure/kind/mapper.go, and from each kind tag's
-kind@<tag>:pkg/apis/config/defaults/image.go.
+kind@<tag>:pkg/apis/config/defaults/image.go. The v0.33.0 rows are from its release notes
+(https://github.com/kubernetes-sigs/kind/releases/tag/v0.33.0, "Images pre-built for this release"; the
+kind mirror here ends at v0.33.0-alpha). When these pins were last checked is in multirev/pins.py.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ class NodeImage:
 
 
 # The newest kind release the suite pins, used whenever it has an image for the chosen minor.
-MODERN_KIND = "v0.32.0"
+MODERN_KIND = "v0.33.0"
 
 NODE_IMAGES: dict[KubeVersion, NodeImage] = {
-    KubeVersion(1, 36): NodeImage(MODERN_KIND, "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5"),
-    KubeVersion(1, 35): NodeImage(MODERN_KIND, "kindest/node:v1.35.5@sha256:ce977ae6d65918d0b58a5f8b5e940429c2ce42fa3a5619ec2bbc60b949c0ac95"),
-    KubeVersion(1, 34): NodeImage(MODERN_KIND, "kindest/node:v1.34.8@sha256:02722c2dedddcfc00febf5d27fbeb9b7b2c14294c82109ff4a85d89ac9ba3256"),
-    KubeVersion(1, 33): NodeImage(MODERN_KIND, "kindest/node:v1.33.12@sha256:3f5c8443c620245e4d355cfe09e96a91ead32ceaa569d3f1ca9edf0cb2fe2ff4"),
-    # Older minors are not published for v0.32.0: use the release that built them.
+    KubeVersion(1, 37): NodeImage(MODERN_KIND, "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"),
+    KubeVersion(1, 36): NodeImage(MODERN_KIND, "kindest/node:v1.36.4@sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed"),
+    KubeVersion(1, 35): NodeImage(MODERN_KIND, "kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0"),
+    KubeVersion(1, 34): NodeImage(MODERN_KIND, "kindest/node:v1.34.11@sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d"),
+    # Older minors are not published for v0.33.0: use the release that built them.
+    KubeVersion(1, 33): NodeImage("v0.32.0", "kindest/node:v1.33.12@sha256:3f5c8443c620245e4d355cfe09e96a91ead32ceaa569d3f1ca9edf0cb2fe2ff4"),
     KubeVersion(1, 32): NodeImage("v0.31.0", "kindest/node:v1.32.11@sha256:5fc52d52a7b9574015299724bd68f183702956aa4a2116ae75a63cb574b35af8"),
     KubeVersion(1, 31): NodeImage("v0.31.0", "kindest/node:v1.31.14@sha256:6f86cf509dbb42767b6e79debc3f2c32e4ee01386f0489b3b2be24b0a55aac2b"),
     KubeVersion(1, 30): NodeImage("v0.29.0", "kindest/node:v1.30.13@sha256:397209b3d947d154f6641f2d0ce8d473732bd91c87d9575ade99049aa33cd648"),

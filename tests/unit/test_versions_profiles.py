@@ -57,9 +57,9 @@ def test_node_image_is_newest_pinned_inside_the_range() -> None:
     reference = choose_node_image(V("1.18.5"), V("1.19.3"), None)
     assert reference.kubernetes == KubeVersion(1, 27) and "@sha256:" in reference.image
     current = choose_node_image(V("1.29.6"), V("1.30.3"), None)
-    assert current.kubernetes == KubeVersion(1, 35) and current.kind_version == "v0.32.0"
+    assert current.kubernetes == KubeVersion(1, 35) and current.kind_version == "v0.33.0"
     override = choose_node_image(V("1.29.6"), V("1.30.3"), "kindest/node:v1.33.12@sha256:abc")
-    assert override.image.endswith("@sha256:abc") and override.kind_version == "v0.32.0"
+    assert override.image.endswith("@sha256:abc") and override.kind_version == "v0.32.0"  # built 1.33 images
 
 
 def test_reference_profile_is_the_classic_setup() -> None:
