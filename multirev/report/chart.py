@@ -74,7 +74,7 @@ def share_chart(verdict: WeightVerdict, *, title: str) -> bytes:
                  color=PASS_COLOR if verdict.passed else FAIL_COLOR)
     # Outside the axes, below the subset names, so it can never cover a bar.
     fig.legend([left, right, right.errorbar], ["expected (route weight)", "observed share",
-                                               "observed interval (test's bound)"],
+                                               "99% interval of the observed share"],
                loc="outside lower center", ncol=3, frameon=False, fontsize=8.5)
 
     out = BytesIO()
