@@ -32,6 +32,9 @@ class Completed:
         return self
 
 
+INTERRUPTED = -2  # the transcript's return code for a command the run was interrupted in
+
+
 class Runner(Protocol):
     def run(self, argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Completed: ...
 
@@ -77,6 +80,11 @@ class RecordingRunner:
 
     def run(self, argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Completed:
         started = time.monotonic()
-        result = self.inner.run(argv, timeout=timeout, env=env)
+        try:
+            result = self.inner.run(argv, timeout=timeout, env=env)
+        except BaseException as exc:  # Ctrl-C mid-command: the transcript still shows what was running
+            self.transcript.record(Completed(argv, INTERRUPTED, "", f"interrupted: {type(exc).__name__}"),
+                                   time.monotonic() - started, self.backend)
+            raise
         self.transcript.record(result, time.monotonic() - started, self.backend)
         return result

@@ -25,6 +25,7 @@ from typing import Any
 
 from multirev.backends.simulated.hooks import Hooks
 from multirev.errors import UsageError
+from multirev.istio import trust
 from multirev.istio.capabilities import CAPABILITIES
 from multirev.istio.versions import IstioVersion
 
@@ -91,6 +92,7 @@ def resolve(names: list[str]) -> list[Fault]:
 CONTROL_PLANE = "suites/test_control_planes.py::test_control_plane_installed_and_ready"
 TAGS = "suites/test_revision_tags.py::test_revision_tag_maps_to_intended_revision"
 WEBHOOKS = "suites/test_webhooks.py::test_injector_webhooks_point_at_existing_services"
+WEBHOOK_REVISIONS = "suites/test_webhooks.py::test_webhooks_call_their_own_revisions_istiod"
 INJECTION = "suites/test_injection.py::test_workloads_injected_by_intended_revision"
 XDS = "suites/test_xds_push.py::test_config_pushed_only_by_own_istiod"
 GATEWAY = "suites/test_gateway_traffic.py::test_gateway_serves_bookinfo_and_samples"
@@ -114,8 +116,8 @@ def both(test: str) -> list[str]:
        "although the revision runs elsewhere, so pod creation under the tag fails.",
        # No app pod can be created, so nothing behind the gateways answers and no proxy exists to ask; and
        # Bookinfo's DestinationRule subsets then select no pod, which `istioctl analyze` reports (IST0173).
-       must_fail=[WEBHOOKS, *both(INJECTION), *both(GATEWAY), *both(WEIGHTED), *both(DISCOVERY), UPGRADE,
-                  *both(EGRESS), REAPPLY, UNINSTALL, *both(ANALYZE)])
+       must_fail=[WEBHOOKS, WEBHOOK_REVISIONS, *both(INJECTION), *both(GATEWAY), *both(WEIGHTED), *both(DISCOVERY),
+                  UPGRADE, *both(EGRESS), REAPPLY, UNINSTALL, *both(ANALYZE)])
 def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
     def point_elsewhere(webhook: dict, *, istio_namespace: str, **_: Any) -> dict:
         wrong = "istio-system" if istio_namespace != "istio-system" else "istio-missing"
@@ -140,7 +142,8 @@ def _injection_label_conflict(hooks: Hooks) -> None:
 
 @fault("proxy-version-skew",
        "The injector stamps a proxy image one patch release away from its control plane's version.",
-       must_fail=[*both(INJECTION), UPGRADE])
+       # The uninstall test also judges a pod created after the canary's removal, and it too runs the skewed proxy.
+       must_fail=[*both(INJECTION), UPGRADE, UNINSTALL])
 def _proxy_version_skew(hooks: Hooks) -> None:
     def skew(image: str, *, version: IstioVersion, **_: Any) -> str:
         other = version.patch - 1 if version.patch > 0 else version.patch + 1
@@ -170,12 +173,50 @@ def _validator_missing(hooks: Hooks) -> None:
 
 @fault("tag-points-at-other-revision",
        "`istioctl tag set` for the canary revision makes the tag reference the stable revision instead.",
-       must_fail=[f"{TAGS}[canary]", WEBHOOKS, f"{INJECTION}[canary]", f"{GATEWAY}[canary]", f"{WEIGHTED}[canary",
-                  f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY])
+       # The tag's webhook calls istiod-<stable> in the canary's namespace (-i), where it does not run.
+       must_fail=[f"{TAGS}[canary]", WEBHOOKS, WEBHOOK_REVISIONS, f"{INJECTION}[canary]", f"{GATEWAY}[canary]",
+                  f"{WEIGHTED}[canary", f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY])
 def _tag_points_elsewhere(hooks: Hooks) -> None:
     def first_revision(revision: str, *, install_order: int, revisions: list[str], **_: Any) -> str:
         return revisions[0] if install_order == 2 and revisions else revision
     hooks.add("tag_revision", first_revision)
+
+
+@fault("validator-calls-other-istiod",
+       "The canary revision's ValidatingWebhookConfiguration calls the stable revision's istiod Service (a Service "
+       "that exists; in the shared layout in the same namespace), so the stable control plane validates the canary's "
+       "config.",
+       must_fail=[WEBHOOK_REVISIONS])
+def _validator_calls_other_istiod(hooks: Hooks) -> None:
+    def call_first(objects: list, *, install_order: int, istiods: dict[int, tuple[str, str]], **_: Any) -> list:
+        if install_order != 2 or 1 not in istiods:
+            return objects
+        name, namespace = istiods[1]
+        for obj in objects:
+            validator = obj["kind"] == "ValidatingWebhookConfiguration" and obj["metadata"]["name"].startswith(
+                "istio-validator-")
+            if validator:
+                for entry in obj.get("webhooks", []):
+                    entry["clientConfig"]["service"].update(name=name, namespace=namespace)
+        return objects
+    hooks.add("install_objects", call_first)
+
+
+@fault("tag-webhook-object-entry-calls-other-istiod",
+       "The canary tag webhook's object-selector entry (pods labelled istio.io/rev=<tag> in namespaces without the "
+       "label) calls the stable revision's istiod Service, as a hand-patched webhook would: such pods are injected by "
+       "the wrong control plane, while every pod of the suite's labelled namespaces is still injected correctly.",
+       must_fail=[WEBHOOK_REVISIONS])
+def _tag_object_entry_calls_other_istiod(hooks: Hooks) -> None:
+    def call_first(webhook: dict, *, install_order: int, istiods: dict[int, tuple[str, str]], **_: Any) -> dict:
+        if install_order != 2 or 1 not in istiods:
+            return webhook
+        name, namespace = istiods[1]
+        for entry in webhook.get("webhooks", []):
+            if entry["name"].startswith("rev.object."):
+                entry["clientConfig"]["service"].update(name=name, namespace=namespace)
+        return webhook
+    hooks.add("tag_webhook", call_first)
 
 
 # -- scenario faults (each fails its own check) ---------------------------------------------------------
@@ -190,6 +231,25 @@ def _other_istiod_pushes(hooks: Hooks) -> None:
        must_fail=both(XDS))
 def _no_push_logged(hooks: Hooks) -> None:
     hooks.add("push_targets", lambda targets, **_: [])
+
+
+def _leak_kind(kind: str) -> Callable[[Hooks], None]:
+    """The stable (first) istiod also pushes config of one kind that only the canary's istiod should see."""
+    def install(hooks: Hooks) -> None:
+        def also_first(targets: list[str], *, key: str, revisions: list[str], **_: Any) -> list[str]:
+            if key.startswith(f"{kind}/") and targets and revisions and revisions[0] not in targets:
+                return [*targets, revisions[0]]
+            return targets
+        hooks.add("push_targets", also_first)
+    return install
+
+
+for _kind, _plural in (("DestinationRule", "destinationrules"), ("Gateway", "gateways"),
+                       ("ServiceEntry", "serviceentries")):
+    fault(f"stable-istiod-pushes-canary-{_plural}",
+          f"The stable istiod also reads and pushes the canary's {_kind}s (discoverySelectors and the istio.io/rev "
+          f"filter leak for that kind only), while every other kind stays isolated.",
+          must_fail=[f"{XDS}[canary-{_kind}]"])(_leak_kind(_kind))
 
 
 @fault("gateway-selects-nothing",
@@ -347,8 +407,90 @@ def _breaks_other(hooks: Hooks) -> None:
     hooks.add("uninstall_targets", and_the_gateways)
 
 
+def _uninstall_also(select: Callable[[dict, str], bool]) -> Callable[[Hooks], None]:
+    """`uninstall --revision` also deletes the objects of all_objects that `select(obj, revision)` picks."""
+    def install(hooks: Hooks) -> None:
+        def more(doomed: list, *, mode: str, revision: str, all_objects: list, **_: Any) -> list:
+            if mode != "revision":
+                return doomed
+            chosen = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in doomed}
+            return doomed + [o for o in all_objects if select(o, revision)
+                             and (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) not in chosen]
+        hooks.add("uninstall_targets", more)
+    return install
+
+
+def _labels(obj: dict) -> dict:
+    return obj["metadata"].get("labels") or {}
+
+
+@fault("uninstall-prunes-base",
+       "`istioctl uninstall --revision` also prunes Base: the CRDs carry the revision of the last install (the "
+       "canary's), so they go, and the API server deletes every Istio config object with them.",
+       must_fail=[UNINSTALL])
+def _prunes_base(hooks: Hooks) -> None:
+    _uninstall_also(lambda o, revision: o["kind"] == "CustomResourceDefinition"
+                    and _labels(o).get("istio.io/rev") == revision)(hooks)
+
+
+@fault("uninstall-removes-other-configmaps",
+       "`istioctl uninstall --revision` also deletes the other revision's ConfigMaps (mesh config, injector "
+       "templates), selecting ConfigMaps by component alone.",
+       must_fail=[UNINSTALL])
+def _removes_configmaps(hooks: Hooks) -> None:
+    _uninstall_also(lambda o, revision: o["kind"] == "ConfigMap"
+                    and _labels(o).get("operator.istio.io/component") == "Pilot")(hooks)
+
+
+@fault("uninstall-removes-other-service",
+       "`istioctl uninstall --revision` also deletes the other revision's istiod Service (selected by app=istiod), so "
+       "its webhooks call a Service that is gone and new pods in its namespaces cannot be created.",
+       must_fail=[UNINSTALL])
+def _removes_service(hooks: Hooks) -> None:
+    _uninstall_also(lambda o, revision: o["kind"] == "Service" and _labels(o).get("app") == "istiod"
+                    and "istio.io/tag" not in _labels(o))(hooks)
+
+
+@fault("uninstall-removes-other-tags",
+       "`istioctl uninstall --revision` also removes every revision tag's webhook (selected by istio.io/tag), so the "
+       "other revision's tags are gone and new pods in its namespaces are not injected.",
+       must_fail=[UNINSTALL])
+def _removes_tags(hooks: Hooks) -> None:
+    _uninstall_also(lambda o, revision: o["kind"] == "MutatingWebhookConfiguration"
+                    and "istio.io/tag" in _labels(o))(hooks)
+
+
+@fault("uninstall-unlabels-other-namespaces",
+       "`istioctl uninstall --revision` also strips istio.io/rev from every namespace, not only those of the removed "
+       "revision: the other control plane is intact, but new pods in its app namespaces are no longer injected.",
+       must_fail=[UNINSTALL])
+def _unlabels_namespaces(hooks: Hooks) -> None:
+    def strip(labels: dict, *, mode: str, **_: Any) -> dict:
+        return {k: v for k, v in labels.items() if k != "istio.io/rev"} if mode == "revision" else labels
+    hooks.add("uninstall_namespace_labels", strip)
+
+
 @fault("purge-leaves-crds", "`istioctl uninstall --purge` leaves Istio's CRDs behind.", must_fail=[PURGE])
 def _purge_leaves_crds(hooks: Hooks) -> None:
     def keep_crds(doomed: list, *, mode: str, **_: Any) -> list:
         return [o for o in doomed if o["kind"] != "CustomResourceDefinition"] if mode == "purge" else doomed
     hooks.add("uninstall_targets", keep_crds)
+
+
+@fault("dns-capture-off",
+       "Injected proxies do not capture DNS (meshConfig.defaultConfig.proxyMetadata lost ISTIO_META_DNS_CAPTURE), so "
+       "a host only a ServiceEntry knows does not resolve.",
+       must_fail=both(EGRESS))
+def _dns_capture_off(hooks: Hooks) -> None:
+    hooks.add("proxy_metadata", lambda metadata, **_: {k: v for k, v in metadata.items()
+                                                        if k != "ISTIO_META_DNS_CAPTURE"})
+
+
+@fault("trust-roots-differ",
+       "The canary control plane signs with a root of its own (e.g. its `cacerts` made from another root), so its "
+       "workloads and the stable ones cannot complete mTLS.",
+       must_fail=[UPGRADE])
+def _trust_roots_differ(hooks: Hooks) -> None:
+    other = trust.self_signed_root("unrelated root CA")
+
+    hooks.add("ca_root", lambda root, *, install_order, **_: other if install_order == 2 else root)

@@ -1,11 +1,14 @@
-"""Reading what the checks judge from a cluster: istiod logs, workload pods."""
+"""Reading what the checks judge from a cluster: istiod logs, workload pods, published trust roots."""
 
 from __future__ import annotations
 
 from multirev.backends.base import Cluster
+from multirev.checks.trust import PublishedRoot
 from multirev.istio import facts
+from multirev.istio.trust import ROOT_CONFIGMAP
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
+from multirev.plan import MeshPlan
 from multirev.profile import ControlPlane
 
 ISTIOD_LOG_LINES = 5000
@@ -26,3 +29,9 @@ def istiod_ref(plane: ControlPlane) -> str:
 def workload_pods(cluster: Cluster, namespace: str) -> list[Obj]:
     """Pods of the namespace's workloads (everything with an `app` label)."""
     return [p for p in cluster.list(kinds.POD, namespace) if (p["metadata"].get("labels") or {}).get("app")]
+
+
+def published_roots(cluster: Cluster, plan: MeshPlan) -> list[PublishedRoot]:
+    """The root each control plane's istiod publishes in its own namespace."""
+    return [PublishedRoot(p.plane.revision, p.plane.namespace,
+                          cluster.get(kinds.CONFIGMAP, ROOT_CONFIGMAP, p.plane.namespace)) for p in plan.planes]

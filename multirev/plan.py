@@ -13,6 +13,9 @@ RUN_ID_LABEL = "conformance.multirev.io/run-id"
 # match it. One key per revision lets a namespace be seen by both while its workloads move between them.
 DISCOVERY_PREFIX = "conformance.multirev.io/cp-"
 
+# The egress scenario's "external" service lives here, outside the mesh (manifests/egress/external-service.yaml).
+EGRESS_EXTERNAL_NAMESPACE = "egress-external"
+
 # Fixed NodePorts for each revision's ingress gateway, mapped to host ports by kind.
 NODE_PORTS = {"stable": {"http": 31080, "https": 31443}, "canary": {"http": 32080, "https": 32443}}
 
@@ -79,3 +82,8 @@ class MeshPlan:
     @property
     def run_labels(self) -> dict[str, str]:
         return {RUN_ID_LABEL: self.run_id}
+
+    @property
+    def workload_namespaces(self) -> list[str]:
+        """Namespaces the run puts its workloads in: every app namespace and the egress scenario's."""
+        return [*(app for p in self.planes for app in p.plane.app_namespaces), EGRESS_EXTERNAL_NAMESPACE]

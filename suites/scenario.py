@@ -59,6 +59,20 @@ def discovery_problems(mesh: MeshSetup, role: str, namespace: str) -> list[str]:
     return problems
 
 
+def settled(deployments: list[dict]) -> tuple[bool, str]:
+    """Ready, or failing to create pods: either way there is something to judge."""
+    states = []
+    done = True
+    for d in deployments:
+        status = d.get("status", {})
+        failing = any(c["type"] == "ReplicaFailure" for c in status.get("conditions", []))
+        ready = status.get("readyReplicas", 0) >= d["spec"].get("replicas", 1)
+        done = done and (ready or failing)
+        states.append(f"{d['metadata']['name']}: {status.get('readyReplicas', 0)} ready"
+                      f"{', ReplicaFailure' if failing else ''}")
+    return done and bool(deployments), "; ".join(states) or "no Deployments"
+
+
 def wait_rolled_out(mesh: MeshSetup, namespace: str, deployment: str, timeout: float = READY_TIMEOUT) -> str | None:
     """Bounded wait until every pod of the Deployment runs its current template and is ready."""
     from multirev.kube import kinds

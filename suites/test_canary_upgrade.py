@@ -6,11 +6,12 @@ import pytest
 
 from fixtures.mesh import MeshSetup
 from multirev.checks.injection import check_pod
+from multirev.checks.trust import trust_root_problems
 from multirev.checks.upgrade import Tally, check_tally
 from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
-from multirev.observe import workload_pods
+from multirev.observe import published_roots, workload_pods
 from multirev.plan import PlanePlan
 from multirev.progress import step
 from multirev.traffic import mesh_get
@@ -81,13 +82,16 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
 def test_canary_upgrade_and_rollback(mesh: MeshSetup) -> None:
     """Certifies a canary data-plane upgrade: while the namespace's in-mesh client keeps calling productpage,
     the stable app namespace is moved to the canary revision (relabelled in the separate layout, its tag
-    moved with --overwrite in the shared one) and its deployments are restarted; at least 99.5% of requests
-    succeed throughout, and afterwards every pod runs the canary proxy version and talks to the canary istiod.
+    moved with --overwrite in the shared one) and its deployments are restarted; both revisions publish one
+    trust root (pods of the two revisions talk mTLS during the move); at least 99.5% of requests succeed
+    throughout, and afterwards every pod runs the canary proxy version and talks to the canary istiod.
     The rollback moves it back the same way, with the same guarantees for the stable revision."""
     stable, canary = mesh.plan.plane("stable"), mesh.plan.plane("canary")
     namespace = stable.plane.app_namespaces[0]
     tag = stable.plane.tag
-    problems = [f"upgrade: {p}" for p in move(mesh, namespace, tag, stable, canary)]
+    # Pods of the two revisions talk mTLS to each other while the namespace moves: one root, or nothing works.
+    problems = [f"before the move: {p}" for p in trust_root_problems(published_roots(mesh.cluster, mesh.plan))]
+    problems += [f"upgrade: {p}" for p in move(mesh, namespace, tag, stable, canary)]
     problems += [f"rollback: {p}" for p in move(mesh, namespace, tag, canary, stable)]
     assert_no_problems(problems, f"canary upgrade of {namespace}")
     if mesh.backend.data_plane_missing:

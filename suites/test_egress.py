@@ -9,13 +9,14 @@ from multirev.backends.base import HttpResponse
 from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
+from multirev.plan import EGRESS_EXTERNAL_NAMESPACE
 from multirev.traffic import mesh_get
 from multirev.waits import Observation, wait_problem
 from suites.conftest import CLIENT, assert_no_problems
 from suites.scenario import READY_TIMEOUT, apply_and_await_push
 
 EXTERNAL_HOST = "external.multirev.invalid"  # exists only in the ServiceEntry
-EXTERNAL_NAMESPACE = "egress-external"
+EXTERNAL_NAMESPACE = EGRESS_EXTERNAL_NAMESPACE
 
 
 def egress_gateway_logs(mesh: MeshSetup, role: str) -> str:

@@ -11,22 +11,9 @@ from multirev.kube import kinds
 from multirev.kube.objects import Obj
 from multirev.waits import Observation, wait_problem
 from suites.conftest import assert_no_problems
+from suites.scenario import settled
 
 PODS_READY_TIMEOUT = 180.0
-
-
-def _settled(deployments: list[Obj]) -> tuple[bool, str]:
-    """Ready, or failing to create pods: either way there is something to judge."""
-    states = []
-    done = True
-    for d in deployments:
-        status = d.get("status", {})
-        failing = any(c["type"] == "ReplicaFailure" for c in status.get("conditions", []))
-        ready = status.get("readyReplicas", 0) >= d["spec"].get("replicas", 1)
-        done = done and (ready or failing)
-        states.append(f"{d['metadata']['name']}: {status.get('readyReplicas', 0)} ready"
-                      f"{', ReplicaFailure' if failing else ''}")
-    return done and bool(deployments), "; ".join(states) or "no Deployments"
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
@@ -42,7 +29,7 @@ def test_workloads_injected_by_intended_revision(mesh: MeshSetup, role: str) -> 
     for app in plane.app_namespaces:
         def deployments(app: str = app) -> Observation[list[Obj]]:
             found = cluster.list(kinds.DEPLOYMENT, app)
-            done, state = _settled(found)
+            done, state = settled(found)
             return Observation(done, found, state)
 
         problem = wait_problem(f"Deployments in {app} to be ready or to report failures", deployments,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures.mesh import MeshSetup
-from multirev.checks.control_plane import ControlPlaneState, check_control_plane
+from multirev.checks.control_plane import ControlPlaneState, KeptPlaneState, check_kept_plane
 from multirev.checks.gateway import check_productpage
+from multirev.checks.injection import NamespaceState, check_pods
 from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
@@ -16,7 +17,7 @@ from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
 from suites.conftest import BOOKINFO, assert_no_problems
-from suites.scenario import wait_until_served
+from suites.scenario import READY_TIMEOUT, settled, wait_until_served
 
 # Istio's own uninstall test polls up to 120 s (tests/integration/pilot/revisions/uninstall_test.go).
 REMOVAL_TIMEOUT = 180.0
@@ -81,9 +82,15 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property
     """Certifies that removing the canary's tag and then `istioctl uninstall --revision <canary> -f <its
     IstioOperator> -y` (the file: from 1.24 uninstall prunes only what that IstioOperator owns) leaves no
     object labelled with the canary revision (namespaced and cluster-scoped, webhooks included) within a
-    bounded time, that the stable revision's istiod, injector and validator are still whole, and (where proxies
-    run) that the stable revision's Bookinfo still returns 200 through the stable gateway."""
+    bounded time, and that the stable control plane stays whole: its istiod Deployment ready and its Service,
+    its injector and validator webhooks, its mesh and injector ConfigMaps, every revision tag object (webhook,
+    Service) of the stable revision, every Istio CRD, and the Istio config in its app namespaces, as they were
+    just before the uninstall. A Deployment created in the stable app namespace afterwards must still get pods
+    injected by the stable revision with its proxy version (no Envoy needed: injection happens at pod creation).
+    Where proxies run, the stable revision's Bookinfo must still return 200 through the stable gateway; Envoy keeps
+    its last config, so that alone would not show a broken control plane. Each problem names the object."""
     canary = mesh.plan.plane("canary").plane
+    before = kept_groups(mesh)
     problems = remove_tags(mesh, ("canary",))
     with step(f"istioctl uninstall --revision {canary.revision}"):
         result = mesh.istioctl("canary").uninstall_revision(canary.revision, mesh.iop_files.get("canary"))
@@ -92,7 +99,8 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property
     problems += wait_gone(mesh, f"{facts.REV_LABEL}={canary.revision} (Base aside)", facts.REV_LABEL, canary.revision,
                           shared_stays=True)
     record_property("installed_state_left", saved_operators(mesh))
-    problems += stable_control_plane_problems(mesh)
+    problems += stable_control_plane_problems(mesh, before)
+    problems += injected_after_uninstall_problems(mesh)
     if mesh.backend.data_plane_missing:
         record_property("stable_gateway_served", f"not checked: {mesh.backend.data_plane_missing}")
     else:
@@ -104,19 +112,77 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property
     assert_no_problems(problems, f"uninstall of revision {canary.revision}")
 
 
-def stable_control_plane_problems(mesh: MeshSetup) -> list[str]:
-    """The stable revision's istiod, injector and validator, judged as the install test judges them."""
+def kept_groups(mesh: MeshSetup) -> dict[str, list[str]]:
+    """What of the stable side exists in numbers the suite does not fix, by group: the tag objects (webhooks and,
+    from 1.28, Services) labelled with the stable revision, the default tag's among them (the canary's own tag is
+    removed on purpose); the Istio CRDs; the Istio config in the stable app namespaces."""
+    stable = mesh.plan.plane("stable").plane
+    canary_tag = mesh.plan.plane("canary").plane.tag
+    cluster = mesh.cluster
+    groups: dict[str, list[str]] = {}
+    tags = [o for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK, kinds.SERVICE)
+            for o in cluster.list(kind, labels={facts.REV_LABEL: stable.revision})
+            if facts.TAG_LABEL in labels_of(o) and labels_of(o)[facts.TAG_LABEL] != canary_tag]
+    groups[f"revision {stable.revision}'s tag object"] = sorted(ref(o) for o in tags)
+    groups["an Istio CRD"] = sorted(ref(o) for o in cluster.list(kinds.CRD) if name_of(o).endswith(".istio.io"))
+    for app in stable.app_namespaces:
+        groups[f"Istio config in {app}"] = sorted(ref(o) for kind in kinds.ISTIO_CONFIG
+                                                  for o in cluster.list(kind, app))
+    return groups
+
+
+def stable_control_plane_problems(mesh: MeshSetup, before: dict[str, list[str]]) -> list[str]:
+    """The stable revision's istiod, injector and validator, judged as the install test judges them, and the rest of
+    what the canary's uninstall must leave (check_kept_plane)."""
     plane = mesh.plan.plane("stable").plane
     cluster = mesh.cluster
-    state = ControlPlaneState(
-        install=mesh.installs.get("stable"),
-        istiod=cluster.get(kinds.DEPLOYMENT, facts.istiod_name(plane.revision), plane.namespace),
-        injector_webhook=cluster.get(kinds.MUTATING_WEBHOOK, facts.injector_webhook_name(plane.revision,
-                                                                                         plane.namespace)),
-        validator_webhook=cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(plane.revision,
-                                                                                            plane.namespace)),
+    rev, ns = plane.revision, plane.namespace
+    state = KeptPlaneState(
+        control_plane=ControlPlaneState(
+            install=mesh.installs.get("stable"),
+            istiod=cluster.get(kinds.DEPLOYMENT, facts.istiod_name(rev), ns),
+            injector_webhook=cluster.get(kinds.MUTATING_WEBHOOK, facts.injector_webhook_name(rev, ns)),
+            validator_webhook=cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(rev, ns))),
+        service=cluster.get(kinds.SERVICE, facts.istiod_name(rev), ns),
+        configmaps={name: cluster.get(kinds.CONFIGMAP, name, ns)
+                    for name in (facts.mesh_configmap_name(rev), facts.injector_configmap_name(rev))},
+        before=before,
+        after=kept_groups(mesh),
     )
-    return [f"stable revision after the canary's uninstall: {p}" for p in check_control_plane(plane, state)]
+    return [f"stable revision after the canary's uninstall: {p}" for p in check_kept_plane(plane, state)]
+
+
+AFTER_UNINSTALL = "workloads/injected-after-uninstall.yaml"
+AFTER_UNINSTALL_APP = "injected-after-uninstall"
+
+
+def injected_after_uninstall_problems(mesh: MeshSetup) -> list[str]:
+    """Create a Deployment in the stable app namespace and judge its pods as the injection test does: injected by the
+    stable revision, its proxy version, ready. Admission runs the webhook at pod creation, so this needs no Envoy."""
+    plane = mesh.plan.plane("stable").plane
+    app = plane.app_namespaces[0]
+    cluster = mesh.cluster
+    with step(f"apply {AFTER_UNINSTALL} in {app}"):
+        mesh.apply(AFTER_UNINSTALL, "stable", app)
+    try:
+        def created() -> Observation[None]:
+            done, state = settled([d for d in [cluster.get(kinds.DEPLOYMENT, AFTER_UNINSTALL_APP, app)] if d])
+            return Observation(done, None, state)
+
+        waited = wait_problem(f"Deployment {app}/{AFTER_UNINSTALL_APP} to be ready or to report failures", created,
+                              clock=cluster.clock, timeout=READY_TIMEOUT)
+        deploy = cluster.get(kinds.DEPLOYMENT, AFTER_UNINSTALL_APP, app)
+        state = NamespaceState(
+            namespace=cluster.get(kinds.NAMESPACE, app),
+            deployments=[deploy] if deploy else [],
+            pods=[p for p in cluster.list(kinds.POD, app, labels={"app": AFTER_UNINSTALL_APP})
+                  if not p["metadata"].get("deletionTimestamp")],
+            wait_problem=waited)
+        # Only the pods are judged here: the namespace's labels are the injection test's verdict.
+        problems = check_pods(plane, app, state, judge_labels=False)
+        return [f"stable revision after the canary's uninstall: {p}" for p in problems]
+    finally:
+        cluster.delete(kinds.DEPLOYMENT, AFTER_UNINSTALL_APP, app)
 
 
 @conformance(feature="uninstall", destructive=True)

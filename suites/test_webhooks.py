@@ -1,13 +1,26 @@
-"""Every Istio injector webhook calls a Service that exists."""
+"""Every Istio injector webhook calls a Service that exists, and every Istio webhook its own revision's istiod."""
 
 from __future__ import annotations
 
 from fixtures.mesh import MeshSetup
 from multirev import attach
-from multirev.checks.webhooks import check_webhook_services
+from multirev.checks.webhooks import (
+    check_webhook_revisions,
+    check_webhook_services,
+    is_istio_webhook_configuration,
+    istiod_namespaces,
+)
 from multirev.conformance import conformance
 from multirev.kube import kinds
+from multirev.kube.objects import Obj, labels_of, name_of
 from suites.conftest import assert_no_problems
+
+
+def _references(configs: list[Obj]) -> str:
+    return "\n".join(
+        f"{w['kind']} {name_of(w)} (istio.io/rev={labels_of(w).get('istio.io/rev')}) {e['name']} -> "
+        f"{e['clientConfig']['service']['namespace']}/{e['clientConfig']['service']['name']}"
+        for w in configs for e in w.get("webhooks", []) if (e.get("clientConfig") or {}).get("service"))
 
 
 @conformance(feature="webhooks", canary=True)
@@ -20,8 +33,23 @@ def test_injector_webhooks_point_at_existing_services(mesh: MeshSetup) -> None:
     webhooks = cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
     services = cluster.list(kinds.SERVICE)
     assert webhooks, "no MutatingWebhookConfiguration labelled app=sidecar-injector exists"
-    attach.text("webhook service references", "\n".join(
-        f"{w['metadata']['name']} {e['name']} -> {e['clientConfig']['service']['namespace']}/"
-        f"{e['clientConfig']['service']['name']}" for w in webhooks for e in w.get("webhooks", [])
-        if (e.get("clientConfig") or {}).get("service")))
+    attach.text("webhook service references", _references(webhooks))
     assert_no_problems(check_webhook_services(webhooks, services), "injector webhooks")
+
+
+@conformance(feature="webhooks", canary=True)
+def test_webhooks_call_their_own_revisions_istiod(mesh: MeshSetup) -> None:
+    """Certifies that every webhook of every Istio MutatingWebhookConfiguration and ValidatingWebhookConfiguration
+    (each revision's injector and validator, each tag's webhook, the default tag's and istiod-default-validator)
+    calls `istiod-<rev>` in the namespace where that revision's istiod Deployment runs, `<rev>` being the
+    configuration's istio.io/rev label. A webhook calling the other revision's istiod calls a Service that exists
+    (in the shared layout both run in istio-system) and so passes the test above, while pods or config are handled
+    by the wrong control plane; the message names the webhook, the Service it calls, the one expected and the fix.
+    That each revision's injector and validator exist is the install test's verdict."""
+    cluster = mesh.cluster
+    mutating = [c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)]
+    validating = [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)]
+    istiods = istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"}))
+    attach.text("webhook service references", _references(mutating + validating)
+                + "\n\nistiod Deployments: " + ", ".join(f"{rev} in {'/'.join(ns)}" for rev, ns in istiods.items()))
+    assert_no_problems(check_webhook_revisions(mutating, validating, istiods), "webhook revisions")

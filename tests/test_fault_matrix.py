@@ -41,11 +41,32 @@ def test_catalog_is_well_formed() -> None:
 @pytest.mark.parametrize("fault", [f["name"] for f in CATALOG])
 def test_fault_fails_exactly_its_checks(tmp_path: Path, fault: str, profile: str) -> None:
     """With the fault injected, the failing tests are exactly those its must_fail names."""
+    _fails_exactly(tmp_path, fault, profile, "separate")
+
+
+# Faults whose must_fail holds in the shared layout too (both istiods in istio-system, where a webhook or a push that
+# reaches the other revision still finds a Service in its namespace): checked there as well.
+BOTH_LAYOUTS = ["validator-calls-other-istiod", "tag-webhook-object-entry-calls-other-istiod",
+                "stable-istiod-pushes-canary-destinationrules", "stable-istiod-pushes-canary-gateways",
+                "stable-istiod-pushes-canary-serviceentries", "uninstall-prunes-base",
+                "uninstall-removes-other-configmaps", "uninstall-removes-other-service", "uninstall-removes-other-tags",
+                "uninstall-unlabels-other-namespaces"]
+
+
+@pytest.mark.parametrize("profile", ["reference", "current"])
+@pytest.mark.parametrize("fault", BOTH_LAYOUTS)
+def test_fault_fails_exactly_its_checks_in_the_shared_layout(tmp_path: Path, fault: str, profile: str) -> None:
+    """The same in the shared layout, for the faults listed there."""
+    _fails_exactly(tmp_path, fault, profile, "shared")
+
+
+def _fails_exactly(tmp_path: Path, fault: str, profile: str, layout: str) -> None:
     entry = next(f for f in CATALOG if f["name"] == fault)
     canary = load_profile(profile).plane("canary").version
     must_fail = [*entry["must_fail"], *(test for capability, tests in entry.get("must_fail_when", {}).items()
                                        if supports(canary, capability) for test in tests)]
-    run = run_suites(tmp_path, "--backend", "simulated", "--profile", profile, "--sim-fault", fault)
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", profile, "--layout", layout,
+                     "--sim-fault", fault)
     assert run.returncode == 1, run.output[-3000:]
     unexpected = {n for n in run.failed() if not matches(n, must_fail)}
     missing = [p for p in must_fail if not any(matches(n, [p]) for n in run.failed())]
@@ -59,6 +80,32 @@ def test_every_conformance_test_can_fail(tmp_path: Path) -> None:
     prefixes = [p for f in CATALOG for p in f["must_fail"]]
     uncovered = sorted(node for node in run.outcomes if not matches(node, prefixes))
     assert not uncovered, f"no fault proves these can fail: {uncovered}"
+
+
+# For the faults of the uninstall test (one test, several checks): the problem each one must be named by.
+UNINSTALL_MESSAGES = {
+    "uninstall-prunes-base": ["CustomResourceDefinition virtualservices.networking.istio.io (an Istio CRD) existed "
+                              "before the uninstall and is gone",
+                              "VirtualService app-stable/bookinfo (Istio config in app-stable) existed before"],
+    "uninstall-removes-other-configmaps": ["ConfigMap istio-stable/istio-1-29-6 (revision 1-29-6's istiod reads it) "
+                                           "does not exist", "ConfigMap istio-stable/istio-sidecar-injector-1-29-6"],
+    "uninstall-removes-other-service": ["Service istio-stable/istiod-1-29-6 (what revision 1-29-6's webhooks and "
+                                        "proxies call) does not exist",
+                                        "Deployment app-stable/injected-after-uninstall cannot create pods"],
+    "uninstall-removes-other-tags": ["MutatingWebhookConfiguration istio-revision-tag-stable-istio-stable (revision "
+                                     "1-29-6's tag object) existed before the uninstall and is gone"],
+    "uninstall-unlabels-other-namespaces": ["Pod app-stable/injected-after-uninstall-", "has no sidecar"],
+}
+
+
+@pytest.mark.parametrize("fault", sorted(UNINSTALL_MESSAGES))
+def test_uninstall_faults_are_named_by_their_own_check(tmp_path: Path, fault: str) -> None:
+    """Each uninstall fault fails the uninstall test with the problem its check names, not only some problem."""
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", "current", "--sim-fault", fault,
+                     "-k", "uninstall_one_revision")
+    message = run.message("suites/test_uninstall.py::test_uninstall_one_revision_keeps_the_other")
+    missing = [text for text in UNINSTALL_MESSAGES[fault] if text not in message]
+    assert not missing, f"{fault}: {missing} not in\n{message}"
 
 
 def test_failure_messages_name_object_and_problem(tmp_path: Path) -> None:

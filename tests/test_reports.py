@@ -56,10 +56,10 @@ def test_allure_results_carry_labels_steps_and_the_chart(faulty_run) -> None:
 
 
 def test_junit_xml_is_written(faulty_run) -> None:
-    reports, _ = faulty_run
+    reports, run = faulty_run
     suite = ET.parse(reports / "junit.xml").getroot()
     cases = suite.iter("testcase")
-    assert sum(1 for _ in cases) == 27
+    assert sum(1 for _ in cases) == len(run.outcomes) > 20
     assert suite.find(".//testsuite") is not None or suite.tag == "testsuites"
 
 
@@ -71,7 +71,7 @@ def test_parallel_run_gives_the_same_verdicts(tmp_path: Path) -> None:
         {k: v["outcome"] for k, v in parallel.outcomes.items()}
     assert {k: v["result"] for k, v in serial.report["features"].items()} == \
         {k: v["result"] for k, v in parallel.report["features"].items()}
-    assert len(list((tmp_path / "parallel" / "allure-results").glob("*-result.json"))) == 27
+    assert len(list((tmp_path / "parallel" / "allure-results").glob("*-result.json"))) == len(serial.outcomes)
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])

@@ -13,6 +13,7 @@ from multirev.istio.istioctl import Istioctl
 from multirev.istio.versions import IstioVersion
 from multirev.kube.kinds import Kind
 from multirev.kube.objects import Obj
+from multirev.plan import MeshPlan
 
 
 @dataclass
@@ -79,6 +80,10 @@ class Backend(ABC):
     @abstractmethod
     def preflight(self) -> None:
         """Fail fast (seconds, one line, nothing created) if this backend cannot run here."""
+
+    def refuse_plan(self, plan: MeshPlan) -> None:  # noqa: B027 - most backends own their whole cluster
+        """After preflight, before anything is created: refuse (UsageError, one line) a plan this cluster cannot
+        take without changing what is not the run's. Only clusters the run does not own have anything to say."""
 
     @abstractmethod
     def start(self) -> Cluster:

@@ -10,11 +10,12 @@ from multirev.backends.kube import KubeCluster, load_api_client, server_of, unre
 from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
+from multirev.footprint import Footprint
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
-from multirev.plan import RUN_ID_LABEL
+from multirev.plan import RUN_ID_LABEL, MeshPlan
 from multirev.progress import step
 from multirev.waits import Observation, wait_for
 
@@ -57,6 +58,15 @@ class ExistingBackend(Backend):
             context = f", context {self.options.context}" if self.options.context else ""
             raise UsageError(f"cannot reach the cluster at {server_of(api)} ({where}{context}): "
                              f"{unreachable_cause(exc)}") from exc
+
+    def refuse_plan(self, plan: MeshPlan) -> None:
+        if self._cluster is None:
+            self.preflight()
+        assert self._cluster is not None
+        problems = Footprint.survey(self._cluster, plan.run_id).refusals(
+            self._cluster, plan, allow_destructive=self.options.allow_destructive)
+        if problems:
+            raise UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
     def start(self) -> Cluster:
         if self._cluster is None:

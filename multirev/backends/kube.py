@@ -135,7 +135,7 @@ class KubeCluster:
 
     def label(self, kind: Kind, name: str, labels: dict[str, str | None], namespace: str | None = None) -> None:
         self._call("PATCH", kind.path(namespace, name), body={"metadata": {"labels": labels}},
-                   content_type="application/merge-patch+json")
+                   content_type="application/merge-patch+json", query=[("fieldManager", FIELD_MANAGER)])
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         try:

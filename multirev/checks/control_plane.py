@@ -1,4 +1,4 @@
-"""Is a revision's control plane installed and ready?"""
+"""Is a revision's control plane installed and ready, and does it stay whole when the other revision is uninstalled?"""
 
 from __future__ import annotations
 
@@ -41,4 +41,34 @@ def check_control_plane(plane: ControlPlane, state: ControlPlaneState) -> list[s
     validator = facts.validator_webhook_name(rev, ns)
     if state.validator_webhook is None:
         problems.append(f"ValidatingWebhookConfiguration {validator} (revision {rev}'s validator) does not exist")
+    return problems
+
+
+@dataclass
+class KeptPlaneState:
+    """A control plane after the other revision's uninstall. `before`/`after` hold, per group, the objects found
+    just before and after it, for what exists in numbers the suite does not fix: the revision's tags (the default
+    tag among them), the Istio CRDs, the Istio config in its app namespaces."""
+    control_plane: ControlPlaneState
+    service: Obj | None
+    configmaps: dict[str, Obj | None]  # chart name -> object
+    before: dict[str, list[str]]
+    after: dict[str, list[str]]
+
+
+def check_kept_plane(plane: ControlPlane, state: KeptPlaneState) -> list[str]:
+    """Everything check_control_plane judges, plus istiod's Service and ConfigMaps (istio-<rev>: mesh config,
+    istio-sidecar-injector-<rev>: injection templates; facts cites the charts), and each object of the groups in
+    `before` that is gone after."""
+    problems = check_control_plane(plane, state.control_plane)
+    ns, rev = plane.namespace, plane.revision
+    if state.service is None:
+        problems.append(f"Service {ns}/{facts.istiod_name(rev)} (what revision {rev}'s webhooks and proxies call) "
+                        "does not exist")
+    for name, found in state.configmaps.items():
+        if found is None:
+            problems.append(f"ConfigMap {ns}/{name} (revision {rev}'s istiod reads it) does not exist")
+    for group, refs in state.before.items():
+        left = set(state.after.get(group, []))
+        problems += [f"{ref} ({group}) existed before the uninstall and is gone" for ref in refs if ref not in left]
     return problems

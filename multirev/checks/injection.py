@@ -45,8 +45,9 @@ def check_namespace_labels(plane: ControlPlane, name: str, namespace: Obj | None
     return problems
 
 
-def check_pods(plane: ControlPlane, name: str, state: NamespaceState) -> list[str]:
-    problems = check_namespace_labels(plane, name, state.namespace)
+def check_pods(plane: ControlPlane, name: str, state: NamespaceState, *, judge_labels: bool = True) -> list[str]:
+    """The namespace's labels (unless `judge_labels` is false), pods its Deployments failed to create, and each pod."""
+    problems = check_namespace_labels(plane, name, state.namespace) if judge_labels else []
     for deploy in state.deployments:
         for condition in deploy.get("status", {}).get("conditions", []):
             if condition["type"] == "ReplicaFailure" and condition.get("status") == "True":

@@ -1,7 +1,9 @@
-"""Does every Istio injector webhook call a Service that exists?
+"""Does every Istio injector webhook call a Service that exists, and every Istio webhook its own revision's istiod?
 
 A tag set without `-i <namespace>` points at istio-system while istiod runs elsewhere; pod
 creation then fails with `service "istiod-<rev>" not found` (istio@1.30.3:istioctl/pkg/tag/generate.go).
+A webhook that calls another revision's istiod calls a Service that exists, so only comparing the Service with the
+webhook's own istio.io/rev label finds it.
 """
 
 from __future__ import annotations
@@ -33,4 +35,69 @@ def check_webhook_services(webhooks: list[Obj], services: list[Obj]) -> list[str
                        f"-i {sorted(runs_in)[0]} --overwrite")
             problems.append(f"MutatingWebhookConfiguration {name_of(config)} webhook {entry['name']} calls Service "
                             f"{service['namespace']}/{service['name']}, which does not exist{hint}{fix}")
+    return problems
+
+
+def istiod_namespaces(deployments: list[Obj]) -> dict[str, list[str]]:
+    """Revision (the istio.io/rev label) -> namespaces where that revision's istiod Deployment runs. The chart names
+    the Deployment as the webhooks' Service and labels it app=istiod and istio.io/rev (istio@1.30.3 and 1.18.5:
+    manifests/charts/istio-control/istio-discovery/templates/deployment.yaml)."""
+    where: dict[str, list[str]] = {}
+    for deploy in deployments:
+        labels = labels_of(deploy)
+        rev = labels.get(facts.REV_LABEL)
+        if labels.get("app") == "istiod" and rev and name_of(deploy) == facts.istiod_service_for(rev):
+            where.setdefault(rev, []).append(namespace_of(deploy) or "")
+    return {rev: sorted(namespaces) for rev, namespaces in where.items()}
+
+
+def is_istio_webhook_configuration(config: Obj) -> bool:
+    """Istio's webhook configurations: injectors and tags are labelled app=sidecar-injector, validators app=istiod, and
+    all of them istio.io/rev (the chart files named in facts.istiod_service_for)."""
+    labels = labels_of(config)
+    return labels.get("app") in ("sidecar-injector", "istiod") or facts.REV_LABEL in labels
+
+
+def _fix(config: Obj, rev: str, namespace: str) -> str:
+    labels = labels_of(config)
+    tag = labels.get(facts.TAG_LABEL) or ("default" if name_of(config) == facts.DEFAULT_VALIDATOR else None)
+    if tag:
+        # `tag set` re-renders the tag's webhook, and for the default tag also istiod-default-validator
+        # (istio@1.18.5 and 1.30.3:istioctl/pkg/tag/generate.go Generate).
+        return f"istioctl tag set {tag} --revision {rev} -i {namespace} --overwrite"
+    return f"re-run `istioctl install` of revision {rev} (its chart renders this webhook with that Service)"
+
+
+def check_webhook_revisions(mutating: list[Obj], validating: list[Obj], istiods: dict[str, list[str]]) -> list[str]:
+    """Every webhook of every Istio MutatingWebhookConfiguration and ValidatingWebhookConfiguration (revision, tag,
+    default) calls the istiod of the revision in its istio.io/rev label, in the namespace where that istiod runs.
+    A webhook that calls another revision's istiod passes a "Service exists" check (in the shared layout both
+    istiods run in istio-system), yet pods or config are then handled by the wrong control plane."""
+    problems = []
+    for kind, configs in (("MutatingWebhookConfiguration", mutating), ("ValidatingWebhookConfiguration", validating)):
+        for config in configs:
+            if not is_istio_webhook_configuration(config):
+                continue
+            rev = labels_of(config).get(facts.REV_LABEL)
+            what = f"{kind} {name_of(config)}"
+            if not rev:
+                problems.append(f"{what} has no {facts.REV_LABEL} label, so no revision owns it")
+                continue
+            service_name = facts.istiod_service_for(rev)
+            runs_in = istiods.get(rev, [])
+            expected = [f"{ns}/{service_name}" for ns in runs_in]
+            for entry in config.get("webhooks", []):
+                service = (entry.get("clientConfig") or {}).get("service")
+                if not service:
+                    continue  # URL-based webhooks (remote clusters) are out of scope
+                actual = f"{service.get('namespace')}/{service.get('name')}"
+                if actual in expected:
+                    continue
+                head = f"{what} ({facts.REV_LABEL}={rev}) webhook {entry.get('name')} calls Service {actual}"
+                if not runs_in:
+                    problems.append(f"{head}, but revision {rev} has no istiod Deployment {service_name} in any "
+                                    "namespace")
+                    continue
+                problems.append(f"{head}, expected {' or '.join(expected)} (revision {rev}'s own istiod); fix: "
+                                f"{_fix(config, rev, runs_in[0])}")
     return problems

@@ -93,6 +93,14 @@ CAPABILITIES: tuple[Capability, ...] = (
         "ENABLE_ENHANCED_RESOURCE_SCOPING is a setting (default on from 1.22, always on from 1.25)",
     ),
     Capability(
+        "istiod-ip-autoallocate", (1, 25), None,
+        "istio@1.25.0:pilot/pkg/features/pilot.go (PILOT_ENABLE_IP_AUTOALLOCATE defaults to true); "
+        "istio@1.30.3:pilot/pkg/model/service.go (a sidecar uses the address only with DNS capture); "
+        "istio@1.18.5:pilot/pkg/model/service.go (before: needs DNS_CAPTURE and DNS_AUTO_ALLOCATE node metadata)",
+        "istiod gives ServiceEntries without addresses one (status.addresses); before, the agent did when "
+        "ISTIO_META_DNS_AUTO_ALLOCATE was set",
+    ),
+    Capability(
         "native-sidecars-auto", (1, 27), None,
         "istio@1.27.0:pilot/pkg/features/pilot.go",
         "ENABLE_NATIVE_SIDECARS defaults to auto: native sidecars when every kubelet is >= 1.33",

@@ -23,6 +23,14 @@ OWNING_RESOURCE_NAMESPACE_LABEL = "install.operator.istio.io/owning-resource-nam
 # (zzz_profile.yaml), which sets app.kubernetes.io/version to the chart's appVersion (istio@1.30.3). CRDs of
 # releases that applied the static files (istio@1.18.5:manifests/charts/base/templates/crds.yaml) carry none.
 CRD_VERSION_LABEL = "app.kubernetes.io/version"
+# The base chart's appVersion is a placeholder that istio/release-builder replaces with the release's version
+# (manifests/charts/base/Chart.yaml@1.18.5 and @1.30.3); a build from source keeps it.
+CHART_PLACEHOLDER_VERSION = "1.0.0"
+
+
+def crd_version_label(version: IstioVersion) -> str:
+    """What an install of `version` writes into its CRDs' app.kubernetes.io/version."""
+    return CHART_PLACEHOLDER_VERSION if version.is_dev else str(version)
 COMPONENT_LABEL = "operator.istio.io/component"  # istio@1.30.3:operator/pkg/install/install.go getOwnerLabels
 SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status"  # istio@1.30.3:pkg/kube/inject/inject.go
 REV_ANNOTATION = "istio.io/rev"  # files/injection-template.yaml: the injecting istiod's own revision
@@ -39,6 +47,9 @@ DEFAULT_OBJECT_WEBHOOK = "object.sidecar-injector.istio.io"
 INJECT_PATH = "/inject"
 VALIDATE_PATH = "/validate"
 VALIDATION_WEBHOOK = "rev.validation.istio.io"  # CHART/validatingwebhookconfiguration.yaml
+# The validator of config without istio.io/rev, made with the default tag (istio@1.30.3:
+# manifests/charts/default/templates/validatingwebhook.yaml; istio@1.18.5: manifests/charts/base/templates/default.yaml)
+DEFAULT_VALIDATOR = "istiod-default-validator"
 
 
 def _suffix(namespace: str) -> str:
@@ -48,6 +59,20 @@ def _suffix(namespace: str) -> str:
 def istiod_name(revision: str) -> str:
     """Deployment, Service and ServiceAccount of a revision (CHART/deployment.yaml, service.yaml)."""
     return f"istiod-{revision}"
+
+
+def istiod_service_for(rev_label: str) -> str:
+    """The istiod Service a webhook configuration labelled istio.io/rev=<rev_label> is rendered to call: `istiod-<rev>`,
+    or `istiod` for the label value `default`, which the charts write when no revision is set (istio@1.30.3:
+    CHART/mutatingwebhook.yaml, validatingwebhookconfiguration.yaml, revision-tags-mwc.yaml and
+    manifests/charts/default/templates/validatingwebhook.yaml; istio@1.18.5: the same CHART files and
+    manifests/charts/base/templates/default.yaml). The webhook's Service namespace is the revision's own."""
+    return "istiod" if rev_label == "default" else istiod_name(rev_label)
+
+
+def injector_configmap_name(revision: str) -> str:
+    """The injection templates and values istiod reads (CHART/istiod-injector-configmap.yaml, 1.18.5 and 1.30.3)."""
+    return f"istio-sidecar-injector-{revision}"
 
 
 def injector_webhook_name(revision: str, namespace: str) -> str:

@@ -45,6 +45,8 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
             # Off by default before 1.22 (pilot/pkg/features): without it discoverySelectors do not
             # scope Istio config objects, so the other istiod would still see them.
             spec["values"]["pilot"]["env"]["ENABLE_ENHANCED_RESOURCE_SCOPING"] = "true"
+    if not supports(plane.version, "istiod-ip-autoallocate"):
+        spec["meshConfig"]["defaultConfig"]["proxyMetadata"]["ISTIO_META_DNS_AUTO_ALLOCATE"] = "true"
     if mesh_config:
         spec["meshConfig"].update(mesh_config)
     gateway = spec["components"]["ingressGateways"][0]

@@ -9,6 +9,7 @@ meshes, so they run in file order on one xdist worker (group "real-mesh"); unins
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,15 +36,22 @@ from multirev.checks.analyze import check_analyze
 from multirev.checks.control_plane import ControlPlaneState, check_control_plane
 from multirev.checks.injection import check_namespace_labels, check_pod
 from multirev.checks.tags import TagState, check_tag
-from multirev.checks.webhooks import check_webhook_services
-from multirev.checks.xds import push_lines
+from multirev.checks.trust import root_of, trust_root_problems
+from multirev.checks.webhooks import (
+    check_webhook_revisions,
+    check_webhook_services,
+    is_istio_webhook_configuration,
+    istiod_namespaces,
+)
+from multirev.checks.xds import PROBE_KINDS, QUIET_BEFORE_PROBE, probe_config, push_lines
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
 from multirev.istio import facts
+from multirev.istio.trust import CACERTS_SECRET, ROOT_CERT, ROOT_CONFIGMAP, MeshTrust, fingerprint
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
-from multirev.observe import istiod_logs, workload_pods
+from multirev.observe import istiod_logs, published_roots, workload_pods
 from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 from multirev.waits import Observation, wait_for
@@ -113,15 +121,14 @@ def _both(pair: Pair):
     return (("model", pair.model), ("real", pair.real))
 
 
-def _probe_push(mesh: MeshSetup, name: str) -> dict[str, list[str]]:
-    """Apply one uniquely named VirtualService in the stable app namespace; each istiod's push lines for it."""
+def _probe_push(mesh: MeshSetup, kind: str, name: str) -> dict[str, list[str]]:
+    """Apply one uniquely named config object of `kind` (the conformance suite's xDS probe) in the stable app
+    namespace, alone; each istiod's push lines for it."""
     stable = _plane(mesh, "stable")
     app = stable.app_namespaces[0]
-    key = f"VirtualService/{app}/{name}"
-    mesh.cluster.apply({"apiVersion": kinds.VIRTUAL_SERVICE.api_version, "kind": "VirtualService",
-                        "metadata": {"name": name, "namespace": app},
-                        "spec": {"hosts": [f"{name}.example"], "http": [{"route": [{"destination": {
-                            "host": "mesh-client"}}]}]}})
+    mesh.cluster.clock.sleep(QUIET_BEFORE_PROBE)
+    _, probe, key = probe_config(kind, name, app, {})
+    mesh.cluster.apply(probe)
 
     def pushed() -> Observation[None]:
         return Observation(bool(push_lines(istiod_logs(mesh.cluster, stable), key)), None, "no push yet")
@@ -135,8 +142,9 @@ def _probe_push(mesh: MeshSetup, name: str) -> dict[str, list[str]]:
 def test_model_matches_the_real_install_tags_injection_pushes_and_analyze(
         pair: Pair, record_property: pytest.RecordProperty) -> None:
     """The same profile and istioctl argv on both backends: what install and `tag set` created, the injected pod,
-    the push lines of a probe, and analyze findings for the project's manifests agree, except for the listed
-    deliberate simplifications (multirev/backends/local/differences.py, docs/model-vs-real.md)."""
+    the push lines of a probe of each config kind the suite applies, and analyze findings for the project's manifests
+    agree, except for the listed deliberate simplifications (multirev/backends/local/differences.py,
+    docs/model-vs-real.md)."""
     objects = {name: istio_objects(mesh.cluster) for name, mesh in _both(pair)}
     pair.compared += len(set(objects["model"]) | set(objects["real"]))
     pair.differences += diff_objects("install", objects["model"], objects["real"])
@@ -150,9 +158,10 @@ def test_model_matches_the_real_install_tags_injection_pushes_and_analyze(
     pair.compared += 1
     pair.differences += diff_values("pod", "injected mesh-client pod", pods["model"], pods["real"])
 
-    pushes = {name: _probe_push(mesh, "compare-probe") for name, mesh in _both(pair)}
-    pair.compared += 1
-    pair.differences += diff_values("push", "probe VirtualService push lines", pushes["model"], pushes["real"])
+    for kind in PROBE_KINDS:
+        pushes = {name: _probe_push(mesh, kind, f"compare-{kind.lower()}") for name, mesh in _both(pair)}
+        pair.compared += 1
+        pair.differences += diff_values("push", f"probe {kind} push lines", pushes["model"], pushes["real"])
 
     findings = {}
     for name, mesh in _both(pair):
@@ -203,6 +212,57 @@ def test_tag_set_without_i_points_the_webhook_at_a_missing_service(real_mesh: Me
         tool.runner.run(tool.argv("tag", "remove", tag, "-y"), timeout=120)
         real_mesh.cluster.delete(kinds.NAMESPACE, "tagged-forgot-i")
         real_mesh.cluster.delete(kinds.NAMESPACE, "istio-system")
+
+
+def test_tag_webhook_calling_the_other_revisions_istiod(real_mesh: MeshSetup,
+                                                        record_property: pytest.RecordProperty) -> None:
+    """The canary tag's webhook patched to call the stable revision's istiod: that Service exists, so the Service
+    check finds nothing, while the revision check names the webhook, the Service it calls and the one expected. A
+    pod then created under the canary tag goes to the stable istiod."""
+    stable, canary = _plane(real_mesh, "stable"), _plane(real_mesh, "canary")
+    cluster = real_mesh.cluster
+    name = facts.tag_webhook_name(canary.tag, canary.namespace)
+    webhook = cluster.get(kinds.MUTATING_WEBHOOK, name)
+    assert webhook is not None
+    entries = [{**entry, "clientConfig": {**entry["clientConfig"], "service": {
+        **entry["clientConfig"]["service"], "name": facts.istiod_name(stable.revision), "namespace": stable.namespace}}}
+        for entry in webhook["webhooks"]]
+    cluster.apply({"apiVersion": kinds.MUTATING_WEBHOOK.api_version, "kind": "MutatingWebhookConfiguration",
+                   "metadata": {"name": name}, "webhooks": entries})
+    app = canary.app_namespaces[0]
+    tool = real_mesh.istioctl("canary")
+    try:
+        injectors = cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
+        assert not [p for p in check_webhook_services(injectors, cluster.list(kinds.SERVICE)) if name in p]
+        problems = _revision_problems(real_mesh)
+        ours = [p for p in problems if f"MutatingWebhookConfiguration {name} " in p]
+        assert ours, problems
+        assert f"calls Service {stable.namespace}/{facts.istiod_name(stable.revision)}, expected " \
+               f"{canary.namespace}/{facts.istiod_name(canary.revision)}" in ours[0], ours
+        assert f"istioctl tag set {canary.tag} --revision {canary.revision} -i {canary.namespace}" in ours[0], ours
+        try:
+            cluster.apply(_pod(app, "other-istiod"))
+        except ApiException as refused:
+            # Each istiod serves the webhook with its own certificate, signed by its own CA in its own namespace; the
+            # webhook still carries the canary's caBundle, so the API server cannot call the stable istiod.
+            assert "sidecar-injector.istio.io" in str(refused.body), refused.body
+            record_property("pod_under_the_tag", f"refused: {str(refused.body)[:300]}")
+        else:
+            pod_problems = check_pod(canary, app, cluster.get(kinds.POD, "other-istiod", app))
+            assert any(f"injected by revision {stable.revision}" in p for p in pod_problems), pod_problems
+            record_property("pod_under_the_tag", f"injected: {pod_problems}")
+    finally:
+        cluster.delete(kinds.POD, "other-istiod", app)
+        tool.tag_set(canary.tag, canary.revision, canary.namespace, overwrite=True)
+    assert not [p for p in _revision_problems(real_mesh) if name in p]
+
+
+def _revision_problems(mesh: MeshSetup) -> list[str]:
+    cluster = mesh.cluster
+    return check_webhook_revisions(
+        [c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)],
+        [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)],
+        istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"})))
 
 
 def test_namespace_with_both_injection_labels_is_injected_by_the_wrong_revision(real_mesh: MeshSetup) -> None:
@@ -268,6 +328,48 @@ def test_virtual_service_naming_a_missing_gateway_fails_analyze(real_mesh: MeshS
         assert problems and "dangling" in problems[0] and "no-such-gateway" in problems[0], problems
     finally:
         real_mesh.cluster.delete(kinds.VIRTUAL_SERVICE, "dangling", app)
+
+
+def _await_published_root(mesh: MeshSetup, namespace: str, expected: str) -> None:
+    """Until the namespace's istio-ca-root-cert holds `expected` (its istiod restarted onto a new CA)."""
+    def published() -> Observation[None]:
+        root = root_of(mesh.cluster.get(kinds.CONFIGMAP, ROOT_CONFIGMAP, namespace))
+        return Observation(root == expected, None, f"root {fingerprint(root) if root else 'none'}, "
+                                                   f"awaiting {fingerprint(expected)}")
+
+    wait_for(f"istiod in {namespace} to publish root {fingerprint(expected)}", published,
+             clock=mesh.cluster.clock, timeout=180, interval=2)
+
+
+def _restart_istiod_with(mesh: MeshSetup, role: str, cacerts: dict) -> None:
+    plane = _plane(mesh, role)
+    mesh.cluster.apply(cacerts)
+    mesh.cluster.rollout_restart(plane.namespace, facts.istiod_name(plane.revision))
+    root = base64.b64decode(cacerts["data"][ROOT_CERT]).decode()
+    _await_published_root(mesh, plane.namespace, root)
+
+
+def test_a_control_plane_with_a_root_of_its_own_breaks_trust(real_mesh: MeshSetup) -> None:
+    """The canary's `cacerts` made from another root and its istiod restarted: the real istiod signs with and
+    publishes that root, and the trust check (run before a canary upgrade) names both revisions and their
+    different roots. Restored afterwards."""
+    canary = _plane(real_mesh, "canary")
+    roots = published_roots(real_mesh.cluster, real_mesh.plan)
+    assert trust_root_problems(roots) == [], "both revisions start on one root"
+    original = real_mesh.cluster.get(kinds.SECRET, CACERTS_SECRET, canary.namespace)
+    assert original is not None
+    try:
+        _restart_istiod_with(real_mesh, "canary", MeshTrust().cacerts(canary.namespace, real_mesh.plan.run_labels))
+        problems = trust_root_problems(published_roots(real_mesh.cluster, real_mesh.plan))
+        assert len(problems) == 1 and "different trust roots" in problems[0], problems
+        stable = _plane(real_mesh, "stable")
+        assert f"{stable.revision} ({stable.namespace})" in problems[0]
+        assert f"{canary.revision} ({canary.namespace})" in problems[0]
+    finally:
+        _restart_istiod_with(real_mesh, "canary", {
+            "apiVersion": "v1", "kind": "Secret", "type": original.get("type", "Opaque"), "data": original["data"],
+            "metadata": {k: original["metadata"][k] for k in ("name", "namespace", "labels")}})
+    assert trust_root_problems(published_roots(real_mesh.cluster, real_mesh.plan)) == []
 
 
 def _stable_state(mesh: MeshSetup) -> ControlPlaneState:

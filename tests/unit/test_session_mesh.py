@@ -93,22 +93,98 @@ def _crd(name: str, version: str | None) -> dict:
             "metadata": {"name": name, "labels": labels}, "spec": {"group": name.split(".", 1)[1]}}
 
 
-def test_newer_istio_crds_are_not_downgraded(setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
-    """CRDs from a newer Istio than the run's: installing would re-apply older Base CRDs, so the run refuses."""
+def test_istio_crds_of_another_version_are_not_rewritten(setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
+    """CRDs from another Istio than the run's: each install would re-apply its own Base CRDs (a downgrade here),
+    so the run refuses before installing anything."""
     backend, plan, work = setting
     backend.cluster.apply(_crd("virtualservices.networking.istio.io", "1.99.0"))
-    with pytest.raises(UsageError, match=r"CRDs are from Istio 1\.99\.0 .*would downgrade them; pass "
+    with pytest.raises(UsageError, match=r"CRDs \(e.g. virtualservices.networking.istio.io\) are from Istio 1\.99\.0, "
+                                         r"and the run's installs would rewrite them as 1\.29\.6 and 1\.30\.3; pass "
                                          r"--allow-destructive"), \
             session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
         pytest.fail("set-up should have been refused")
     assert set(istio_objects(backend, plan)) == {"CRD"}
 
 
-def test_crds_the_cluster_had_are_kept(setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
-    """A cluster that had (older) Istio CRDs keeps CRDs after the run: they were not the run's to remove."""
-    backend, plan, work = setting
-    backend.cluster.apply(_crd("virtualservices.networking.istio.io", None))
-    with session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+def test_crds_the_cluster_had_are_kept_with_their_labels(tmp_path: Path) -> None:
+    """CRDs of the run's own version (both revisions of one build): used, kept, and their labels, which each
+    install rewrites, given back."""
+    plan = MeshPlan(load_profile("local-dev"), "run1")
+    backend = ForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                             node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    cluster = backend.start()
+    crd = _crd("virtualservices.networking.istio.io", facts.CHART_PLACEHOLDER_VERSION)
+    crd["metadata"]["labels"]["istio.io/rev"] = "theirs"
+    cluster.apply(crd)
+    before = cluster.get(kinds.CRD, "virtualservices.networking.istio.io")["metadata"]["labels"]
+    with session_mesh(plan, backend, cluster, tmp_path, {CLIENT}):
         pass
-    assert "virtualservices.networking.istio.io" in istio_objects(backend, plan)["CRD"]
     assert set(istio_objects(backend, plan)) == {"CRD"}
+    assert cluster.get(kinds.CRD, "virtualservices.networking.istio.io")["metadata"]["labels"] == before
+
+
+class DestructiveForeignCluster(ForeignCluster):
+    """Someone's cluster, with --allow-destructive."""
+
+    def may_destroy_foreign(self) -> bool:
+        return True
+
+
+def _namespace(name: str, labels: dict[str, str]) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def test_an_app_namespace_that_exists_is_refused_without_allow_destructive(
+        setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
+    backend, plan, work = setting
+    app = plan.plane("canary").plane.app_namespaces[0]
+    backend.cluster.apply(_namespace(app, {"team": "shop"}))
+    with pytest.raises(UsageError, match=f"namespace {app} already exists .* pass --allow-destructive"), \
+            session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+        pytest.fail("set-up should have been refused")
+    assert istio_objects(backend, plan) == {}
+
+
+def test_an_app_namespace_that_existed_is_borrowed_and_given_back(tmp_path: Path) -> None:
+    """With --allow-destructive the run uses the namespace: labels for injection during the run, exactly the
+    prior labels after it, never the run-id label, never deleted (its own objects stay too)."""
+    plan = MeshPlan(load_profile("current"), "run1")
+    backend = DestructiveForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                                        node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path,
+                                        host_port_base=18080)
+    cluster = backend.start()
+    canary = plan.plane("canary").plane
+    app = canary.app_namespaces[0]
+    cluster.apply(_namespace(app, {"team": "shop", facts.REV_LABEL: "their-tag"}))
+    before = cluster.get(kinds.NAMESPACE, app)["metadata"]["labels"]
+    cluster.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "theirs", "namespace": app},
+                   "data": {"k": "v"}})
+    with session_mesh(plan, backend, cluster, tmp_path, {CLIENT}):
+        during = cluster.get(kinds.NAMESPACE, app)["metadata"]["labels"]
+        assert during[facts.REV_LABEL] == canary.tag and "conformance.multirev.io/run-id" not in during
+    assert cluster.get(kinds.NAMESPACE, app)["metadata"]["labels"] == before
+    assert cluster.get(kinds.CONFIGMAP, "theirs", app) is not None
+
+
+def test_an_object_the_run_would_overwrite_is_refused_even_with_allow_destructive(tmp_path: Path) -> None:
+    plan = MeshPlan(load_profile("current"), "run1")
+    backend = DestructiveForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                                        node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path,
+                                        host_port_base=18080)
+    cluster = backend.start()
+    app = plan.plane("stable").plane.app_namespaces[0]
+    cluster.apply(_namespace(app, {}))
+    cluster.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "mesh-client", "namespace": app}})
+    with pytest.raises(UsageError, match=f"ServiceAccount {app}/mesh-client already exists and this run did not "
+                                         "create it"), session_mesh(plan, backend, cluster, tmp_path, {CLIENT}):
+        pytest.fail("set-up should have been refused")
+    assert istio_objects(backend, plan) == {}
+
+
+def test_a_default_tag_the_run_made_is_removed_and_one_that_existed_is_kept(
+        setting: tuple[ForeignCluster, MeshPlan, Path]) -> None:
+    backend, plan, work = setting
+    with session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
+        assert backend.cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: "default"})
+    assert backend.cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: "default"}) == []
+    assert [h["metadata"]["name"] for h in backend.cluster.list(kinds.VALIDATING_WEBHOOK)] == []

@@ -128,6 +128,7 @@ class LocalBackend(Backend):
         self._kubernetes_version = ""
         self._reported: dict[str, str] = {}
         self.kubeconfig_inside: Path | None = None  # the API server's address as processes inside see it
+        self.kubeconfig_outside: Path | None = None  # through the host's 127.0.0.1 forwarder (names files)
         self._stopped = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -181,13 +182,15 @@ class LocalBackend(Backend):
             self.forwarder.start()
             outside = write_kubeconfig(self.temp / "outside.kubeconfig", plane.pki,
                                        f"https://127.0.0.1:{self.forwarder.port}")
+            self.kubeconfig_outside = outside
             self._await_apiserver(plane, f"https://127.0.0.1:{self.forwarder.port}")
         cluster_api = load_api_client(str(outside), None)
         with step("kube-controller-manager, kube-scheduler, KWOK and one fake node"):
             plane.start_controllers()
             self.istiods = IstiodRunner(lambda: list_istiod_pods(self._cluster), self._pilot_binaries(),
                                         self.supervisor, self.netns.prefix(), plane.kubeconfig,
-                                        self.temp / "istiod")
+                                        self.temp / "istiod",
+                                        get_secret=lambda ns, name: self._cluster.get(kinds.SECRET, name, ns))
             self._cluster = LocalCluster(cluster_api, self.clock, self.istiods)
             self._cluster.create_node(node_manifest(build.KUBERNETES.version))
             self._await_node(plane)

@@ -10,6 +10,7 @@ the wrong istioctl gets the wrong istiod, as on a real cluster. When the pod goe
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
@@ -91,12 +92,34 @@ def istiod_command(binary: Path, pod: Obj, kubeconfig: Path) -> tuple[list[str],
     return [str(binary), "discovery", *args], env
 
 
+def mount_secrets(pod: Obj, container: Obj, root: Path, get_secret: Callable[[str, str], Obj | None]) -> None:
+    """Secret volumes as the kubelet mounts them, under `root` instead of `/`: istiod reads its plugged-in CA
+    from the relative ./etc/cacerts (ROOT_CA_DIR, pilot/pkg/bootstrap/istio_ca.go@1.30.3), which the chart
+    mounts from the optional Secret `cacerts` (istio-discovery templates/deployment.yaml@1.30.3)."""
+    namespace = pod["metadata"]["namespace"]
+    volumes = {v["name"]: v["secret"] for v in pod["spec"].get("volumes") or [] if "secret" in v}
+    for mount in container.get("volumeMounts") or []:
+        source = volumes.get(mount["name"])
+        if source is None:
+            continue
+        secret = get_secret(namespace, source["secretName"])
+        if secret is None:
+            continue  # optional: true in the chart; a missing Secret is an empty folder
+        folder = root / mount["mountPath"].lstrip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, value in (secret.get("data") or {}).items():
+            (folder / key).write_bytes(base64.b64decode(value))
+            (folder / key).chmod(0o600)
+
+
 class IstiodRunner:
     """Polls for istiod pods and keeps one pilot-discovery process per pod with an IP."""
 
     def __init__(self, list_pods: Callable[[], list[Obj]], binaries: dict[str, Path], supervisor: Supervisor,
-                 prefix: list[str], kubeconfig: Path, work_dir: Path) -> None:
+                 prefix: list[str], kubeconfig: Path, work_dir: Path,
+                 get_secret: Callable[[str, str], Obj | None] = lambda namespace, name: None) -> None:
         self.list_pods = list_pods
+        self.get_secret = get_secret
         self.binaries = binaries  # version -> pilot-discovery
         self.supervisor = supervisor
         self.prefix = prefix
@@ -148,7 +171,8 @@ class IstiodRunner:
         ip = pod["status"]["podIP"]
         argv, env = istiod_command(binary, pod, self.kubeconfig)
         cwd = self.work_dir / f"{namespace}.{name}"
-        cwd.mkdir(parents=True, exist_ok=True)  # empty: istiod then reads mesh and injector config from the API
+        cwd.mkdir(parents=True, exist_ok=True)  # no mesh or injector files: istiod reads those from the API
+        mount_secrets(pod, container, cwd, self.get_secret)
         managed = self.supervisor.start(f"istiod.{namespace}.{name}", [*self.prefix, *argv], env=env, cwd=cwd)
         self.processes[(namespace, name)] = IstiodProcess(name, namespace, ip, version, managed)
 

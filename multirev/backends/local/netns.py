@@ -168,12 +168,17 @@ class Forwarder:
             for sock in pair:
                 sel.register(sock, selectors.EVENT_READ)
             try:
-                while not self._stop.is_set():
+                # One side's end of stream is passed on as a half-close, and the other direction keeps flowing
+                # until it ends too: closing both at once would drop (and reset) what is still on its way.
+                while sel.get_map() and not self._stop.is_set():
                     for key, _ in sel.select(timeout=0.5):
-                        data = key.fileobj.recv(65536)  # type: ignore[union-attr]
-                        if not data:
-                            return
-                        pair[key.fileobj].sendall(data)  # type: ignore[index]
+                        source = key.fileobj
+                        data = source.recv(65536)  # type: ignore[union-attr]
+                        if data:
+                            pair[source].sendall(data)  # type: ignore[index]
+                            continue
+                        sel.unregister(source)
+                        pair[source].shutdown(socket.SHUT_WR)  # type: ignore[index]
             except OSError:
                 return
             finally:

@@ -105,6 +105,12 @@ class SimulatedCluster:
         if kind is kinds.DEPLOYMENT:
             for pod in self._pods_of(namespace or "", name):
                 self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
+        if kind is kinds.CRD:
+            # A deleted CRD takes every object of its kind with it (the customresourcecleanup finalizer:
+            # k8s.io/apiextensions-apiserver@v0.35.4:pkg/controller/finalizer/crd_finalizer.go deleteInstances).
+            for served in (k for k in kinds.ALL if f"{k.plural}.{k.group}" == name):
+                for obj in self.store.raw_list(served):
+                    self.delete(served, obj["metadata"]["name"], obj["metadata"].get("namespace"))
         existing = self.store.get(kind, name, namespace)
         if existing is not None and kind.kind in ISTIO_CONFIG_KINDS and self.mesh is not None:
             self.mesh.on_config_change(existing)

@@ -12,15 +12,19 @@ from typing import Any
 
 POINTS = {
     "namespace_labels": "labels a Namespace gets when applied or labelled (ctx: name)",
-    "tag_webhook": "the MutatingWebhookConfiguration `istioctl tag set` writes (ctx: tag, revision, istio_namespace)",
+    "tag_webhook": "the MutatingWebhookConfiguration `istioctl tag set` writes (ctx: tag, revision, istio_namespace, "
+                   "install_order: the revision's, istiods: install_order -> (istiod Service, namespace))",
     "tag_revision": "the revision `istioctl tag set` makes a tag point at (ctx: tag, install_order, revisions)",
-    "install_objects": "objects `istioctl install` creates for a revision (ctx: revision, install_order)",
+    "install_objects": "objects `istioctl install` creates for a revision (ctx: revision, install_order, istiods: "
+                       "install_order -> (istiod Service, namespace) of the revisions installed so far)",
     "istiod_ready": "whether a revision's istiod pods become ready (ctx: revision, install_order)",
     "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
     "push_targets": "names of the revisions whose istiod pushes a config change (ctx: key, revisions)",
     "mesh_config": "the meshConfig an `istioctl install` applies (ctx: revision, previous: the revision's current "
                    "meshConfig or None on first install, install_order)",
     "uninstall_targets": "the objects `istioctl uninstall` deletes (ctx: mode revision|purge, revision, all_objects)",
+    "uninstall_namespace_labels": "a Namespace's labels after `istioctl uninstall`, which leaves them as they are "
+                                  "(ctx: name, mode revision|purge, revision)",
     "pod_admitted": "a Pod after mutating admission, as it is stored (ctx: namespace)",
     "istio_config": "an Istio config object (Gateway, VirtualService, ...) as it is stored when applied",
     "gateway_selector": "the pod selector of a Gateway as a revision's gateway reads it (ctx: gateway, install_order)",
@@ -31,6 +35,9 @@ POINTS = {
                                "restarted, addresses: install_order -> address)",
     "mesh_response": "the response to an in-mesh request (ctx: namespace, rollout_in_progress)",
     "analyze_findings": "what `istioctl analyze` reports for a namespace (ctx: namespace)",
+    "proxy_metadata": "the proxyMetadata (meshConfig.defaultConfig) an injected proxy gets as env (ctx: revision)",
+    "ca_root": "the root certificate (PEM) a revision's istiod signs with and publishes (ctx: revision, namespace, "
+               "install_order, plugged: whether it came from a `cacerts` Secret)",
     "route_weights": "the weights a route's destinations are drawn with (ctx: revision, install_order, "
                      "virtual_service)",
 }

@@ -173,6 +173,15 @@ class SimulatedIstioctl:
                                           all_objects=store.all())
         for obj in doomed:
             self.cluster.delete(kinds.of(obj), obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        if self.cluster.hooks.has("uninstall_namespace_labels"):
+            for namespace in store.list(kinds.NAMESPACE):
+                labels = labels_of(namespace)
+                kept = self.cluster.hooks.apply("uninstall_namespace_labels", dict(labels),
+                                                name=namespace["metadata"]["name"], mode=mode,
+                                                revision=flags.get("revision"))
+                if kept != labels:
+                    self.cluster.label(kinds.NAMESPACE, namespace["metadata"]["name"],
+                                       {k: kept.get(k) for k in {*labels, *kept}})
         if mode == "revision":
             rev = str(flags["revision"])
             # The revision is gone once its istiod is (a 1.24+ uninstall may have selected nothing).
@@ -225,7 +234,8 @@ class SimulatedIstioctl:
         for obj in self.mesh.tag_objects(tag, revision, istio_ns):
             if obj["kind"] == "MutatingWebhookConfiguration":
                 obj = self.cluster.hooks.apply("tag_webhook", obj, tag=tag, revision=revision.name,
-                                               istio_namespace=istio_ns)
+                                               istio_namespace=istio_ns, install_order=revision.install_order,
+                                               istiods=self.mesh.istiods())
             if obj["kind"] == "Service" and store.get(kinds.NAMESPACE, istio_ns) is None:
                 # The tag's Service goes to the -i namespace; istioctl 1.31 against a real API server failed
                 # so when that namespace does not exist (tests/local, tag set without -i).

@@ -7,6 +7,7 @@ operator/pkg/install/install.go getOwnerLabels (1.30.3) / operator/pkg/helmrecon
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from multirev.backends.simulated.cluster import SimulatedCluster
-from multirev.istio import facts
+from multirev.istio import facts, trust
 from multirev.istio.capabilities import supports
 from multirev.istio.versions import IstioVersion, KubeVersion
 from multirev.kube import kinds
@@ -25,6 +26,8 @@ BASE_CRDS = ("virtualservices.networking.istio.io", "gateways.networking.istio.i
              "destinationrules.networking.istio.io", "serviceentries.networking.istio.io",
              "sidecars.networking.istio.io", "peerauthentications.security.istio.io")
 ISTIOD_START_SECONDS = 6.0
+# Where istiod keeps the root it made itself (security/pkg/pki/ca/ca.go CASecret, @1.18.5 and @1.30.3).
+SELF_SIGNED_CA_SECRET = "istio-ca-secret"
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Revision:
     last_push: tuple[float, int, list[str]] | None = None  # (time, index in logs, config keys)
     pushes: int = 0
     iop_labels: dict[str, str] = field(default_factory=dict)  # the IstioOperator file's own labels
+    root: str = ""  # the root certificate (PEM) its istiod signs workload certificates under
 
 
 class MeshModel:
@@ -68,7 +72,7 @@ class MeshModel:
         self.revisions[revision_name] = revision
         objects = self._revision_objects(revision, spec, values)
         objects = self.cluster.hooks.apply("install_objects", objects, revision=revision_name,
-                                           install_order=revision.install_order)
+                                           install_order=revision.install_order, istiods=self.istiods())
         if self.cluster.store.get(kinds.NAMESPACE, namespace) is None:
             # istioctl creates a missing namespace, unlabelled (operator/pkg/util/k8s.go CreateNamespace)
             self.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -76,6 +80,10 @@ class MeshModel:
             self.cluster.apply(obj)
         revision.logs.append(f"info\tmesh configuration: {json.dumps(revision.mesh_config, sort_keys=True)}")
         return revision
+
+    def istiods(self) -> dict[int, tuple[str, str]]:
+        """install_order -> (istiod Service name, namespace) of each installed revision (for faults)."""
+        return {r.install_order: (facts.istiod_name(r.name), r.namespace) for r in self.revisions.values()}
 
     @staticmethod
     def _install_namespace(iop: dict[str, Any], version: IstioVersion) -> str:
@@ -122,7 +130,7 @@ class MeshModel:
                           "labels": pilot},
              "data": {"mesh": mesh, "meshNetworks": "networks: {}"}},
             {"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": f"istio-sidecar-injector-{rev.name}", "namespace": ns, "labels": pilot},
+             "metadata": {"name": facts.injector_configmap_name(rev.name), "namespace": ns, "labels": pilot},
              "data": {"values": json.dumps({"revision": rev.name})}},
             {"apiVersion": "apps/v1", "kind": "Deployment",
              "metadata": {"name": name, "namespace": ns, "labels": istiod_labels},
@@ -163,7 +171,7 @@ class MeshModel:
             # istio@1.30.3:manifests/charts/default/templates/validatingwebhook.yaml: app/istio labels, and it
             # validates only config that names no revision.
             objs.append({"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
-                         "metadata": {"name": "istiod-default-validator",
+                         "metadata": {"name": facts.DEFAULT_VALIDATOR,
                                       "labels": {**pilot, "istio.io/tag": "default", "app": "istiod",
                                                  "istio": "istiod"}},
                          "webhooks": [{"name": "validation.istio.io", "failurePolicy": "Ignore",
@@ -276,9 +284,37 @@ class MeshModel:
         if labels.get("app") == "istiod":
             revision = self.revisions.get(labels.get(facts.REV_LABEL, ""))
             order = revision.install_order if revision else 0
-            return bool(self.cluster.hooks.apply("istiod_ready", True, revision=labels.get(facts.REV_LABEL),
-                                                 install_order=order))
+            ready = bool(self.cluster.hooks.apply("istiod_ready", True, revision=labels.get(facts.REV_LABEL),
+                                                  install_order=order))
+            if ready and revision is not None:
+                self._publish_root(revision)
+            return ready
         return True
+
+    # -- trust -----------------------------------------------------------------------------------
+    def _publish_root(self, revision: Revision) -> None:
+        """istiod's CA: the plugged-in `cacerts` of its namespace, else the namespace's self-signed
+        istio-ca-secret, made by the first istiod that needs it (pilot/pkg/bootstrap/istio_ca.go@1.18.5 and
+        @1.30.3); its namespace controller publishes the root as istio-ca-root-cert (namespacecontroller.go).
+        The model publishes into the istiod's own namespace only (docs/model-vs-real.md)."""
+        namespace = revision.namespace
+        plugged = self.cluster.store.raw(kinds.SECRET, trust.CACERTS_SECRET, namespace)
+        if plugged is not None:
+            root = base64.b64decode((plugged.get("data") or {})[trust.ROOT_CERT]).decode()
+        else:
+            own = self.cluster.store.raw(kinds.SECRET, SELF_SIGNED_CA_SECRET, namespace)
+            if own is None:
+                own = self.cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "istio.io/ca-root",
+                                          "metadata": {"name": SELF_SIGNED_CA_SECRET, "namespace": namespace},
+                                          "data": {"ca-cert.pem": base64.b64encode(
+                                              trust.self_signed_root(f"Root CA {namespace}").encode()).decode()}})
+            root = base64.b64decode(own["data"]["ca-cert.pem"]).decode()
+        revision.root = self.cluster.hooks.apply("ca_root", root, revision=revision.name, namespace=namespace,
+                                                 install_order=revision.install_order, plugged=plugged is not None)
+        self.cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": trust.ROOT_CONFIGMAP, "namespace": namespace,
+                                         "labels": {"istio.io/config": "true"}},
+                            "data": {trust.ROOT_CONFIGMAP_KEY: revision.root}})
 
     def wait_ready(self, revision: Revision, timeout: float) -> bool:
         """What `istioctl install` does before printing success: wait for its Deployments."""
@@ -310,10 +346,17 @@ class MeshModel:
             revision=revision_name, install_order=revision.install_order,
             restarted="kubectl.kubernetes.io/restartedAt" in annotations,
             addresses={r.install_order: facts.discovery_address(r.name, r.namespace) for r in self.revisions.values()})
+        # meshConfig.defaultConfig.proxyMetadata becomes the proxy's env, and is part of PROXY_CONFIG
+        # (files/injection-template.yaml@1.18.5 l.321 and @1.30.3 l.353).
+        metadata = self.cluster.hooks.apply(
+            "proxy_metadata", dict((revision.mesh_config.get("defaultConfig") or {}).get("proxyMetadata") or {}),
+            revision=revision_name)
+        proxy_config = {"discoveryAddress": address, **({"proxyMetadata": metadata} if metadata else {})}
         proxy = {"name": facts.PROXY_CONTAINER, "image": image,
                  "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
                  "env": [{"name": "ISTIO_META_CLUSTER_ID", "value": "Kubernetes"},
-                         {"name": "PROXY_CONFIG", "value": json.dumps({"discoveryAddress": address})}]}
+                         {"name": "PROXY_CONFIG", "value": json.dumps(proxy_config)},
+                         *({"name": k, "value": str(v)} for k, v in sorted(metadata.items()))]}
         if self._native_sidecars(version, annotations):
             spec["initContainers"] = [*spec.get("initContainers", []), *init, {**proxy, "restartPolicy": "Always"}]
         else:
@@ -382,12 +425,24 @@ class MeshModel:
         ns_labels = labels_of(namespace) if namespace else {}
         return any(matches_selector(ns_labels, selector) for selector in selectors)
 
+    @staticmethod
+    def config_keys(obj: Obj) -> list[str]:
+        """The config keys a change of `obj` pushes: `Kind/namespace/name`, but one `ServiceEntry/namespace/<host>` per
+        host of a ServiceEntry (multirev/checks/xds.py cites both)."""
+        namespace = obj["metadata"].get("namespace", "")
+        if obj["kind"] == "ServiceEntry":
+            return [f"ServiceEntry/{namespace}/{host}" for host in (obj.get("spec") or {}).get("hosts") or []]
+        return [f"{obj['kind']}/{namespace}/{obj['metadata']['name']}"]
+
     def on_config_change(self, obj: Obj) -> None:
         """Each istiod that sees the object debounces and pushes, logging the first config key only
         (istio@1.30.3:pilot/pkg/xds/discovery.go, same at 1.18.5); changes at one instant share a push."""
-        key = f"{obj['kind']}/{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
-        seeing = [r.name for r in self.revisions.values() if self.sees(r, obj)]
-        seeing = self.cluster.hooks.apply("push_targets", seeing, key=key, revisions=list(self.revisions))
+        for key in self.config_keys(obj):
+            seeing = [r.name for r in self.revisions.values() if self.sees(r, obj)]
+            seeing = self.cluster.hooks.apply("push_targets", seeing, key=key, revisions=list(self.revisions))
+            self._push(key, seeing)
+
+    def _push(self, key: str, seeing: list[str]) -> None:
         now = self.cluster.clock.now()
         for name in seeing:
             revision = self.revisions[name]

@@ -10,12 +10,14 @@ to no ready pod gets 503 `no healthy upstream`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from multirev.backends.base import HttpResponse
 from multirev.istio import facts
+from multirev.istio.capabilities import supports
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, matches_selector, name_of, namespace_of
 
@@ -83,6 +85,8 @@ class Router:
         host = parsed.hostname or ""
         path = parsed.path or "/"
         revision = self.mesh.revisions.get(self._sidecar_revision(pod) or "")
+        if not self._resolves(pod, revision, host):
+            return HttpResponse(0, {}, f"Could not resolve host: {host}")
         if revision is None:
             return self._call_service(None, _service_ref(host, namespace_of(pod) or ""), {}, path, url)
         for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
@@ -96,6 +100,28 @@ class Router:
             if route is not None:
                 return self._forward(revision, vs, route, path, host)
         return self._outbound(revision, pod, host, path)
+
+    def _resolves(self, pod: Obj, revision: Revision | None, host: str) -> bool:
+        """Name resolution before any request: an address, a Kubernetes Service (kube-dns), or a ServiceEntry host,
+        which only the sidecar's DNS proxy answers: with DNS capture on, and for a host that has an address
+        (pkg/dns/server/name_table.go skips hosts without one; istio@1.18.5 and @1.30.3)."""
+        hostname = host.split(":")[0]
+        if _is_address(hostname) or self.cluster.store.raw(kinds.SERVICE, *reversed(
+                _service_ref(hostname, namespace_of(pod) or ""))) is not None:
+            return True
+        if revision is None or self._service_entry(revision, hostname) is None:
+            return False
+        metadata = _proxy_env(pod)
+        if metadata.get("ISTIO_META_DNS_CAPTURE") != "true":
+            return False  # off by default: pilot/cmd/pilot-agent/options/options.go
+        entry = self._service_entry(revision, hostname)
+        assert entry is not None
+        # The address: given, or auto-allocated by istiod from 1.25 (PILOT_ENABLE_IP_AUTOALLOCATE) and by the
+        # agent before, when asked (DNS_AUTO_ALLOCATE; pilot/pkg/model/service.go@1.18.5 and @1.30.3).
+        by_istiod = supports(revision.version, "istiod-ip-autoallocate") and \
+            revision.env.get("PILOT_ENABLE_IP_AUTOALLOCATE", "true") == "true"
+        return bool(entry["spec"].get("addresses")) or by_istiod or \
+            metadata.get("ISTIO_META_DNS_AUTO_ALLOCATE") == "true"
 
     def _outbound(self, revision: Revision, pod: Obj, host: str, path: str) -> HttpResponse:
         """No route for the host: a Kubernetes Service, a ServiceEntry host, or (REGISTRY_ONLY) refused with
@@ -256,6 +282,11 @@ class Router:
         if not pods:
             return _response(503, "no healthy upstream")
         pod = self.cluster.rng.choice(pods)
+        target = self.mesh.revisions.get(self._sidecar_revision(pod) or "")
+        if revision is not None and target is not None and revision.root != target.root:
+            # Each sidecar checks the other's certificate against its own root (mTLS between the revisions).
+            return _response(503, "upstream connect error or disconnect/reset before headers. reset reason: "
+                                  "connection failure, transport failure reason: TLS_error: CERTIFICATE_VERIFY_FAILED")
         return self._app(pod, path, host)
 
     # -- the sample apps -------------------------------------------------------------------------
@@ -305,6 +336,22 @@ def _reviews_body(version: str, podname: str) -> dict[str, Any]:
             entry["rating"] = {"stars": stars, "color": "black" if version == "v2" else "red"}
         reviews.append(entry)
     return {"id": "0", "podname": podname, "clustername": "null", "reviews": reviews}
+
+
+def _is_address(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return False
+    return True
+
+
+def _proxy_env(pod: Obj) -> dict[str, str]:
+    spec = pod.get("spec") or {}
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        if container.get("name") == facts.PROXY_CONTAINER:
+            return {e["name"]: str(e.get("value", "")) for e in container.get("env") or []}
+    return {}
 
 
 def _host_matches(pattern: str, host: str) -> bool:

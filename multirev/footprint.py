@@ -1,0 +1,132 @@
+"""What a run may touch on a cluster it does not own, and how it gives back what it borrowed.
+
+The rules, per kind (docs/backends.md, "What the run owns"):
+
+- **Namespaces.** One the run creates carries the run-id label and is deleted at the end. One that existed
+  is never deleted and never gets the run-id label: the labels the run needs (the revision tag, a
+  discovery label) are set with a merge patch and put back to their exact prior values at the end. An app
+  namespace that exists is refused unless --allow-destructive (the run labels it for injection and puts
+  its workloads in it); a control plane's namespace that exists is used as it is (istioctl installs into
+  it; that is what a cluster with Istio looks like).
+- **Objects the run applies** (workloads, Istio config, `cacerts`): created with the run-id label. One that
+  exists and that this run did not create is refused, also with --allow-destructive: the run would
+  overwrite it and could not give it back.
+- **What istioctl makes** is handled in fixtures/mesh.py: revisions and tags of the profile's names that
+  exist are refused unless --allow-destructive; what the run's installs add (the `default` tag and
+  default validator where there were none, CRDs on a cluster without any) is removed at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from multirev.backends.base import Cluster
+from multirev.errors import UsageError
+from multirev.istio import facts
+from multirev.kube import kinds
+from multirev.kube.objects import Obj, labels_of
+from multirev.plan import RUN_ID_LABEL, MeshPlan
+
+ISTIO_CRD_SUFFIX = ".istio.io"
+
+
+@dataclass
+class Footprint:
+    """The cluster as the run found it, and the labels it borrowed on namespaces it did not create."""
+
+    run_id: str
+    namespaces_before: dict[str, dict[str, str]]  # every namespace that existed -> its labels
+    webhooks_before: set[tuple[str, str]]  # (kind, name) of every webhook configuration that existed
+    crds_before: dict[str, dict[str, str]] = field(default_factory=dict)  # Istio CRDs that existed -> labels
+    borrowed: dict[str, dict[str, str | None]] = field(default_factory=dict)  # namespace -> prior label values
+
+    @classmethod
+    def survey(cls, cluster: Cluster, run_id: str) -> Footprint:
+        namespaces = {ns["metadata"]["name"]: dict(labels_of(ns)) for ns in cluster.list(kinds.NAMESPACE)}
+        webhooks = {(kind.kind, hook["metadata"]["name"]) for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
+                    for hook in cluster.list(kind)}
+        crds = {crd["metadata"]["name"]: dict(labels_of(crd)) for crd in cluster.list(kinds.CRD)
+                if crd["metadata"]["name"].endswith(ISTIO_CRD_SUFFIX)}
+        return cls(run_id, namespaces, webhooks, crds)
+
+    def existed(self, namespace: str) -> bool:
+        return namespace in self.namespaces_before
+
+    def owns(self, obj: Obj) -> bool:
+        return labels_of(obj).get(RUN_ID_LABEL) == self.run_id
+
+    def use_namespace(self, cluster: Cluster, name: str, labels: dict[str, str]) -> None:
+        """Create the namespace as the run's own, or set `labels` on one that existed, remembering their values."""
+        if not self.existed(name):
+            cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": name, "labels": {**labels, RUN_ID_LABEL: self.run_id}}})
+            return
+        prior = self.borrowed.setdefault(name, {})
+        for key in labels:
+            prior.setdefault(key, self.namespaces_before[name].get(key))
+        cluster.label(kinds.NAMESPACE, name, dict(labels))
+
+    def refuse_foreign(self, cluster: Cluster, obj: Obj) -> None:
+        """Before applying `obj`: one of that kind and name that this run did not create is not the run's to change."""
+        meta = obj["metadata"]
+        kind = kinds.of(obj)
+        found = cluster.get(kind, meta["name"], meta.get("namespace"))
+        if found is not None and not self.owns(found):
+            where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+            raise UsageError(f"{kind.kind} {where} already exists and this run did not create it; the run does not "
+                             "overwrite objects it did not create (not even with --allow-destructive): remove it "
+                             "or run with other namespaces")
+
+    def refusals(self, cluster: Cluster, plan: MeshPlan, *, allow_destructive: bool) -> list[str]:
+        """Why the plan may not run here, as one-line reasons (empty: it may). Without --allow-destructive: app
+        namespaces, revisions or tags of the plan's names that exist, and Istio CRDs of another version than the
+        run installs (each install re-applies its own Base CRDs)."""
+        if allow_destructive:
+            return []
+        problems = []
+        existing = [ns for ns in plan.workload_namespaces if self.existed(ns)]
+        if existing:
+            problems.append(f"namespace {', '.join(existing)} already exists in this cluster; the run would label it "
+                            "for injection and put its workloads in it; pass --allow-destructive to let it (labels "
+                            "are put back afterwards and the namespace is never deleted), or name other namespaces "
+                            "in the profile")
+        for plane in plan.planes:
+            if cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.REV_LABEL: plane.plane.revision}):
+                problems.append(f"revision {plane.plane.revision} already exists in this cluster and this run did "
+                                "not create it; pass --allow-destructive to let the run modify it")
+            if cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: plane.plane.tag}):
+                problems.append(f"revision tag {plane.plane.tag} already exists in this cluster and this run did not "
+                                "create it; pass --allow-destructive to let the run move it (and remove it at the end)")
+        writes = {facts.crd_version_label(p.plane.version) for p in plan.planes}
+        for name, labels in sorted(self.crds_before.items()):
+            found = labels.get(facts.CRD_VERSION_LABEL)
+            if {found} != writes:
+                origin = f"are from Istio {found}" if found else f"carry no {facts.CRD_VERSION_LABEL}"
+                problems.append(f"the cluster's Istio CRDs (e.g. {name}) {origin}, and the run's installs would "
+                                f"rewrite them as {' and '.join(sorted(writes))}; pass --allow-destructive to allow it")
+                break
+        return problems
+
+    def give_back(self, cluster: Cluster) -> list[str]:
+        """Put every borrowed namespace's labels back to their values before the run, and the labels of Istio CRDs
+        that existed (each `istioctl install` re-applies Base and relabels them as its own); problems as text."""
+        problems = []
+        for name, prior in self.crds_before.items():
+            crd = cluster.get(kinds.CRD, name)
+            if crd is None:
+                problems.append(f"CustomResourceDefinition {name} existed before the run and is gone")
+                continue
+            now = labels_of(crd)
+            if now != prior:
+                cluster.label(kinds.CRD, name, {**dict.fromkeys(set(now) - set(prior)), **prior})
+        for name, prior in self.borrowed.items():
+            if cluster.get(kinds.NAMESPACE, name) is None:
+                problems.append(f"namespace {name} existed before the run and is gone")
+                continue
+            cluster.label(kinds.NAMESPACE, name, dict(prior))
+        return problems
+
+    def webhooks_added(self, cluster: Cluster) -> list[tuple[str, str]]:
+        now = {(kind.kind, hook["metadata"]["name"]) for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
+               for hook in cluster.list(kind)}
+        return sorted(now - self.webhooks_before)

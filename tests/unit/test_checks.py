@@ -1,0 +1,101 @@
+"""Checks are plain functions over observed objects: each is shown failing, and naming what fails, on plain data."""
+
+from __future__ import annotations
+
+from multirev.checks.control_plane import ControlPlaneState, KeptPlaneState, check_kept_plane
+from multirev.checks.webhooks import check_webhook_revisions, is_istio_webhook_configuration, istiod_namespaces
+from multirev.checks.xds import PROBE_KINDS, probe_config, push_lines
+from multirev.istio.versions import IstioVersion
+from multirev.profile import ControlPlane
+
+STABLE = ControlPlane("stable", IstioVersion.parse("1.29.6"), "istio-system", "1-29-6", "stable", ("app-stable",))
+
+
+def _istiod(rev: str, namespace: str) -> dict:
+    name = "istiod" if rev == "default" else f"istiod-{rev}"
+    return {"kind": "Deployment", "metadata": {"name": name, "namespace": namespace,
+                                               "labels": {"app": "istiod", "istio.io/rev": rev}}}
+
+
+def _config(kind: str, name: str, labels: dict, *services: tuple[str, str, str]) -> dict:
+    return {"kind": kind, "metadata": {"name": name, "labels": labels},
+            "webhooks": [{"name": entry, "clientConfig": {"service": {"namespace": ns, "name": svc}}}
+                         for entry, ns, svc in services]}
+
+
+ISTIODS = istiod_namespaces([_istiod("1-29-6", "istio-system"), _istiod("1-30-3", "istio-system"),
+                             {"kind": "Deployment", "metadata": {"name": "other", "namespace": "x",
+                                                                 "labels": {"app": "istiod", "istio.io/rev": "r"}}}])
+
+
+def test_istiod_namespaces_follow_the_chart_name() -> None:
+    assert ISTIODS == {"1-29-6": ["istio-system"], "1-30-3": ["istio-system"]}
+    assert istiod_namespaces([_istiod("default", "istio-system")]) == {"default": ["istio-system"]}
+
+
+def test_webhook_calling_its_own_revision_passes_and_one_calling_the_other_is_named() -> None:
+    """In the shared layout both Services exist; only the revision label tells them apart."""
+    tag = _config("MutatingWebhookConfiguration", "istio-revision-tag-canary",
+                  {"app": "sidecar-injector", "istio.io/rev": "1-30-3", "istio.io/tag": "canary"},
+                  ("rev.namespace.sidecar-injector.istio.io", "istio-system", "istiod-1-30-3"),
+                  ("rev.object.sidecar-injector.istio.io", "istio-system", "istiod-1-29-6"))
+    validator = _config("ValidatingWebhookConfiguration", "istio-validator-1-29-6-istio-system",
+                        {"app": "istiod", "istio.io/rev": "1-29-6"},
+                        ("rev.validation.istio.io", "istio-system", "istiod-1-29-6"))
+    problems = check_webhook_revisions([tag], [validator], ISTIODS)
+    assert problems == [
+        "MutatingWebhookConfiguration istio-revision-tag-canary (istio.io/rev=1-30-3) webhook "
+        "rev.object.sidecar-injector.istio.io calls Service istio-system/istiod-1-29-6, expected "
+        "istio-system/istiod-1-30-3 (revision 1-30-3's own istiod); fix: istioctl tag set canary --revision 1-30-3 "
+        "-i istio-system --overwrite"]
+
+
+def test_validators_revision_webhooks_and_unowned_configurations_are_named() -> None:
+    default_validator = _config("ValidatingWebhookConfiguration", "istiod-default-validator",
+                                {"app": "istiod", "istio.io/rev": "1-29-6"},
+                                ("validation.istio.io", "istio-canary", "istiod-1-29-6"))
+    injector = _config("MutatingWebhookConfiguration", "istio-sidecar-injector-1-30-3",
+                       {"app": "sidecar-injector", "istio.io/rev": "1-30-3"},
+                       ("rev.namespace.sidecar-injector.istio.io", "istio-system", "istiod-1-29-6"))
+    unowned = _config("MutatingWebhookConfiguration", "hand-made", {"app": "sidecar-injector"})
+    gone = _config("ValidatingWebhookConfiguration", "istio-validator-9-9-9-istio-system",
+                   {"app": "istiod", "istio.io/rev": "9-9-9"},
+                   ("rev.validation.istio.io", "istio-system", "istiod-9-9-9"))
+    foreign = _config("ValidatingWebhookConfiguration", "cert-manager", {"app": "webhook"}, ("v", "cm", "webhook"))
+    problems = check_webhook_revisions([injector, unowned], [default_validator, gone, foreign], ISTIODS)
+    assert "fix: re-run `istioctl install` of revision 1-30-3" in problems[0]
+    assert problems[1] == "MutatingWebhookConfiguration hand-made has no istio.io/rev label, so no revision owns it"
+    # the default validator has no istio.io/tag label at 1.18.5, but `tag set default` re-renders it
+    assert "expected istio-system/istiod-1-29-6" in problems[2]
+    assert "fix: istioctl tag set default --revision 1-29-6 -i istio-system --overwrite" in problems[2]
+    assert "revision 9-9-9 has no istiod Deployment istiod-9-9-9 in any namespace" in problems[3]
+    assert len(problems) == 4 and not is_istio_webhook_configuration(foreign)
+
+
+def _kept(**overrides: object) -> KeptPlaneState:
+    state = KeptPlaneState(
+        control_plane=ControlPlaneState(None, {"spec": {"replicas": 1}, "status": {"readyReplicas": 1}}, {}, {}),
+        service={}, configmaps={"istio-1-29-6": {}, "istio-sidecar-injector-1-29-6": {}},
+        before={"an Istio CRD": ["CustomResourceDefinition a.istio.io", "CustomResourceDefinition b.istio.io"]},
+        after={"an Istio CRD": ["CustomResourceDefinition b.istio.io"]})
+    for key, value in overrides.items():
+        setattr(state, key, value)
+    return state
+
+
+def test_kept_plane_names_each_missing_object() -> None:
+    assert check_kept_plane(STABLE, _kept(after=_kept().before)) == []
+    problems = check_kept_plane(STABLE, _kept(service=None, configmaps={"istio-1-29-6": None}))
+    assert problems == [
+        "Service istio-system/istiod-1-29-6 (what revision 1-29-6's webhooks and proxies call) does not exist",
+        "ConfigMap istio-system/istio-1-29-6 (revision 1-29-6's istiod reads it) does not exist",
+        "CustomResourceDefinition a.istio.io (an Istio CRD) existed before the uninstall and is gone"]
+
+
+def test_probe_keys_and_push_lines_match_exactly() -> None:
+    keys = {kind: probe_config(kind, "p", "ns", {})[2] for kind in PROBE_KINDS}
+    assert keys == {"VirtualService": "VirtualService/ns/p", "DestinationRule": "DestinationRule/ns/p",
+                    "Gateway": "Gateway/ns/p", "ServiceEntry": "ServiceEntry/ns/p.example"}
+    logs = ("info\tads\tPush debounce stable[3] 1 for config VirtualService/ns/p-2: 100ms since last change\n"
+            "info\tads\tPush debounce stable[4] 2 for config VirtualService/ns/p and 1 more configs: 100ms\n")
+    assert len(push_lines(logs, "VirtualService/ns/p")) == 1

@@ -1,0 +1,36 @@
+"""Options become a RunConfig: per-worker names and ports, so xdist workers never share a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fixtures.options import build_run_config
+
+DEFAULTS = {"backend": "kind", "profile": "current", "profile_file": None, "istio_stable": None,
+            "istio_canary": None, "assume_facts_of": None, "layout": "separate", "sim_fault": [],
+            "sim_fault_plugin": [], "kubeconfig": None, "run_id": "r1", "reports_dir": None, "istio_cache": None,
+            "kind_image": None, "istio_mirror": "https://example.invalid/istio", "cluster_name": "pytest-kind",
+            "keep_cluster": False, "kind_bin": None, "context": None, "allow_destructive": False,
+            "gateway_host": None, "gateway_endpoint": [], "host_port_base": 18080, "sim_seed": 1, "bin_cache": None}
+
+
+def _config(tmp_path: Path, worker: str | None, **options: object) -> SimpleNamespace:
+    values = {**DEFAULTS, **options}
+    config = SimpleNamespace(getoption=values.__getitem__, rootpath=tmp_path)
+    if worker:
+        config.workerinput = {"workerid": worker, "multirev_run_id": "r1"}
+    return config
+
+
+@pytest.mark.parametrize(("chosen", "worker", "expected"), [
+    ("pytest-kind", None, "multirev"), ("pytest-kind", "gw1", "multirev-gw1"),
+    ("mine", None, "mine"), ("mine", "gw0", "mine-gw0"), ("mine", "gw1", "mine-gw1")])
+def test_each_worker_gets_its_own_cluster_name(tmp_path: Path, chosen: str, worker: str | None,
+                                               expected: str) -> None:
+    cfg = build_run_config(_config(tmp_path, worker, cluster_name=chosen))  # type: ignore[arg-type]
+    assert cfg.cluster_name == expected
+    assert cfg.cluster_name_chosen == (chosen != "pytest-kind")
+    assert cfg.host_port_base == 18080 + 10 * (int(worker.removeprefix("gw")) if worker else 0)
