@@ -28,6 +28,10 @@ from multirev.kube.objects import Obj, labels_of
 from multirev.plan import RUN_ID_LABEL, MeshPlan
 
 ISTIO_CRD_SUFFIX = ".istio.io"
+# istiod's namespace controller writes istio-ca-root-cert and istio-ca-crl, labelled so, into every namespace it
+# watches (pilot/pkg/serviceregistry/kube/controller/namespacecontroller.go@1.18.5 and @1.30.3, configMapLabel).
+PUBLISHED_LABEL = {"istio.io/config": "true"}
+PUBLISHED_NAMES = ("istio-ca-root-cert", "istio-ca-crl")
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Footprint:
     namespaces_before: dict[str, dict[str, str]]  # every namespace that existed -> its labels
     webhooks_before: set[tuple[str, str]]  # (kind, name) of every webhook configuration that existed
     crds_before: dict[str, dict[str, str]] = field(default_factory=dict)  # Istio CRDs that existed -> labels
+    published_before: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) of istiod's ConfigMaps
     borrowed: dict[str, dict[str, str | None]] = field(default_factory=dict)  # namespace -> prior label values
 
     @classmethod
@@ -47,7 +52,9 @@ class Footprint:
                     for hook in cluster.list(kind)}
         crds = {crd["metadata"]["name"]: dict(labels_of(crd)) for crd in cluster.list(kinds.CRD)
                 if crd["metadata"]["name"].endswith(ISTIO_CRD_SUFFIX)}
-        return cls(run_id, namespaces, webhooks, crds)
+        published = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
+                     for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)}
+        return cls(run_id, namespaces, webhooks, crds, published)
 
     def existed(self, namespace: str) -> bool:
         return namespace in self.namespaces_before
@@ -125,6 +132,13 @@ class Footprint:
                 continue
             cluster.label(kinds.NAMESPACE, name, dict(prior))
         return problems
+
+    def published_added(self, cluster: Cluster) -> list[tuple[str, str]]:
+        """istiod-written CA ConfigMaps in namespaces that had none before the run: the run's istiods wrote them."""
+        now = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
+               for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)
+               if cm["metadata"]["name"] in PUBLISHED_NAMES}
+        return sorted(now - self.published_before)
 
     def webhooks_added(self, cluster: Cluster) -> list[tuple[str, str]]:
         now = {(kind.kind, hook["metadata"]["name"]) for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)

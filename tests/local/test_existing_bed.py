@@ -46,6 +46,8 @@ def test_suite_on_the_existing_bed_installs_both_revisions_and_leaves_foreign_ob
         assert diff(before, after, foreign_only=True) == []
         record_property("objects_compared", len(before))
         record_property("survivors", ", ".join(map(str, added(before, after))) or "none")
+        # Including the CA ConfigMaps the run's istiods wrote into namespaces that had none (default, kube-system).
+        assert added(before, after) == [], "the run left what it created"
 
         # The diff is not blind: a label and an unchanged re-apply by the suite's field manager both show.
         settings = Key("ConfigMap", FOREIGN_NAMESPACE, "foreign-settings")
