@@ -92,7 +92,8 @@ def make_backend(cfg: RunConfig) -> Backend:
     if cfg.backend == "local":
         return LocalBackend(runner, WallClock(), LocalOptions(
             run_id=cfg.run_id, worker=cfg.worker, bin_cache=cfg.bin_cache, work_dir=cfg.work_dir,
-            istio_versions=sorted({str(p.version) for p in cfg.profile.planes})))
+            istio_versions=sorted({str(p.version) for p in cfg.profile.planes}),
+            gateway_services={p.role: (p.plane.namespace, p.gateway_name) for p in cfg.plan.planes}))
     if cfg.backend == "kind":
         return KindBackend(runner, WallClock(), KindOptions(
             cluster_name=cfg.cluster_name, node_image=cfg.node_image, keep_cluster=cfg.keep_cluster,

@@ -42,7 +42,8 @@ def restart_and_read(mesh: MeshSetup, namespace: str) -> tuple[list[str], list[t
 
 def reinstall(mesh: MeshSetup, role: str, settings: dict) -> list[str]:
     plane = mesh.plan.plane(role)
-    iop = operator.write(plane, mesh.work_dir / "reapply", mesh_config=settings, run_labels=mesh.plan.run_labels)
+    iop = operator.write(plane, mesh.work_dir / "reapply", mesh_config=settings, run_labels=mesh.plan.run_labels,
+                         backend_settings=mesh.backend.istio_settings())
     with step(f"istioctl install -f (revision {plane.plane.revision}, meshConfig {settings or 'as set up'})"):
         result = mesh.istioctl(role).install(iop)
     if result.returncode != 0:

@@ -125,6 +125,11 @@ class Backend(ABC):
             return BackendInfo(self.name, self.simulated,
                                extra={"info_error": f"cluster facts unavailable: {type(exc).__name__}: {exc}"[:300]})
 
+    def istio_settings(self) -> dict:
+        """IstioOperator fields this backend needs on top of the suite's own (merged into each revision's
+        install); none on real clusters."""
+        return {}
+
     def may_destroy_foreign(self) -> bool:
         """Whether steps may remove things this run did not create (purge, foreign revisions)."""
         return True

@@ -27,7 +27,7 @@ def iop_name(plan: PlanePlan) -> str:
 
 
 def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
-           run_labels: dict[str, str] | None = None) -> dict[str, Any]:
+           run_labels: dict[str, str] | None = None, backend_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     plane = plan.plane
     doc = copy.deepcopy(_template())
     doc["metadata"].update(name=iop_name(plan), namespace=plane.namespace)
@@ -62,7 +62,16 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
     ports = {p["name"]: p for p in gateway["k8s"]["service"]["ports"]}
     ports["http2"]["nodePort"] = plan.node_ports["http"]
     ports["https"]["nodePort"] = plan.node_ports["https"]
+    if backend_settings:
+        doc["spec"] = _merged(spec, backend_settings)
     return doc
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merged(merged.get(key) or {}, value) if isinstance(value, dict) and value else value
+    return merged
 
 
 def write(plan: PlanePlan, folder: Path, **kwargs: Any) -> Path:

@@ -33,6 +33,7 @@ class Kind:
 NAMESPACE = Kind("v1", "Namespace", "namespaces", False)
 POD = Kind("v1", "Pod", "pods", True)
 SERVICE = Kind("v1", "Service", "services", True)
+ENDPOINTSLICE = Kind("discovery.k8s.io/v1", "EndpointSlice", "endpointslices", True)
 CONFIGMAP = Kind("v1", "ConfigMap", "configmaps", True)
 SERVICEACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts", True)
 SECRET = Kind("v1", "Secret", "secrets", True)

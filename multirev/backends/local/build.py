@@ -76,7 +76,7 @@ def kubernetes_recipe() -> Recipe:
     return Recipe(
         "kubernetes", version, KUBERNETES,
         {name: f"k8s.io/kubernetes/cmd/{name}" for name in
-         ("kube-apiserver", "kube-controller-manager", "kube-scheduler")},
+         ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")},
         tags=("selinux", "notest", "grpcnotrace"), ldflags=ldflags, staging_version=f"v0.{minor}.{patch}",
     )
 
@@ -99,7 +99,9 @@ def istio_recipe(pin: IstioPin) -> Recipe:
     return Recipe(
         "istio", pin.version, pin.pin,
         {"istioctl": "istio.io/istio/istioctl/cmd/istioctl",
-         "pilot-discovery": "istio.io/istio/pilot/cmd/pilot-discovery"},
+         "pilot-discovery": "istio.io/istio/pilot/cmd/pilot-discovery",
+         # The sidecar and gateway agent (and its istio-iptables), for the local backend's data plane.
+         "pilot-agent": "istio.io/istio/pilot/cmd/pilot-agent"},
         tags=pin.tags, ldflags=_x(pin.version_package, values),
     )
 

@@ -40,6 +40,7 @@ class Binaries:
     kube_scheduler: Path
     kwok: Path
     kwok_stages: list[Path]
+    kube_proxy: Path | None = None  # with a data plane: Services' ClusterIPs answer, as on a node
 
 
 def etcd_argv(binary: Path, data_dir: Path) -> list[str]:
@@ -99,6 +100,16 @@ def kwok_argv(binary: Path, kubeconfig: Path, stages: list[Path]) -> list[str]:
     return argv
 
 
+def kube_proxy_argv(binary: Path, kubeconfig: Path) -> list[str]:
+    # cmd/kube-proxy/app/options.go@v1.35.4. iptables mode in the run's namespace, where pod traffic is routed:
+    # a pod's request to a ClusterIP is DNATed to a ready endpoint, as on a node. Conntrack sizes and timeouts
+    # are left alone (0), health and metrics on loopback.
+    return [str(binary), f"--kubeconfig={kubeconfig}", f"--hostname-override={NODE_NAME}", "--proxy-mode=iptables",
+            f"--cluster-cidr={POD_CIDR}", "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0s",
+            "--conntrack-tcp-timeout-close-wait=0s", "--healthz-bind-address=127.0.0.1:10256",
+            "--metrics-bind-address=127.0.0.1:10249", "--iptables-min-sync-period=0s"]
+
+
 def node_manifest(kubelet_version: str) -> dict:
     # kwok@v0.8.0: kwok never creates nodes (kwokctl does, from kustomize/kwokctl/resource/node.yaml);
     # node-initialize fills in the rest of the status and keeps what is set. Pod IPs come from
@@ -140,12 +151,14 @@ class ControlPlane:
                     controller_manager_argv(self.binaries.kube_controller_manager, self.pki, self.kubeconfig))
         self._start("kube-scheduler", scheduler_argv(self.binaries.kube_scheduler, self.kubeconfig))
         self._start("kwok", kwok_argv(self.binaries.kwok, self.kubeconfig, self.binaries.kwok_stages))
+        if self.binaries.kube_proxy is not None:
+            self._start("kube-proxy", kube_proxy_argv(self.binaries.kube_proxy, self.kubeconfig))
 
     def _start(self, name: str, argv: list[str]) -> Managed:
         return self.supervisor.start(name, [*self.prefix, *argv], env=base_env(), cwd=self.folder)
 
     def check_alive(self) -> None:
-        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+        for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kube-proxy"):
             managed = self.supervisor.get(name)
             if managed is not None and not managed.alive():
                 raise EnvironmentProblem(f"{name} exited ({managed.proc.returncode}): {managed.tail()}")

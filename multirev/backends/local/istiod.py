@@ -53,7 +53,7 @@ def image_tag(image: str) -> str:
 _BRACKETED = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 
 
-def _field(pod: Obj, path: str) -> str:
+def field_value(pod: Obj, path: str) -> str:
     """A downward-API fieldPath: a dotted path (metadata.name, spec.serviceAccountName, status.podIP) or
     metadata.labels['key'] / metadata.annotations['key']."""
     if bracketed := _BRACKETED.match(path):
@@ -72,7 +72,7 @@ def container_env(pod: Obj, container: Obj) -> dict[str, str]:
         if "value" in item:
             env[item["name"]] = str(item["value"])
         elif (ref := (item.get("valueFrom") or {}).get("fieldRef")) is not None:
-            env[item["name"]] = _field(pod, ref["fieldPath"])
+            env[item["name"]] = field_value(pod, ref["fieldPath"])
         # resourceFieldRef (GOMAXPROCS from limits.cpu) and secret/configMap refs are left out
     return env
 
@@ -117,8 +117,13 @@ class IstiodRunner:
 
     def __init__(self, list_pods: Callable[[], list[Obj]], binaries: dict[str, Path], supervisor: Supervisor,
                  prefix: list[str], kubeconfig: Path, work_dir: Path,
-                 get_secret: Callable[[str, str], Obj | None] = lambda namespace, name: None) -> None:
+                 get_secret: Callable[[str, str], Obj | None] = lambda namespace, name: None,
+                 mark_ready: Callable[[str, str], None] | None = None) -> None:
         self.list_pods = list_pods
+        # Where KWOK leaves pods not ready (a data plane runs), the pod turns Ready once its istiod answers
+        # /ready, as the chart's readinessProbe would have it (templates/deployment.yaml@1.30.3).
+        self.mark_ready = mark_ready
+        self.marked: set[tuple[str, str]] = set()
         self.get_secret = get_secret
         self.binaries = binaries  # version -> pilot-discovery
         self.supervisor = supervisor
@@ -140,6 +145,7 @@ class IstiodRunner:
         while not self._stop.wait(POLL):
             try:
                 self.sync()
+                self._mark_ready()
             except Exception as exc:
                 self.problems = (self.problems + [f"istiod watcher: {type(exc).__name__}: {exc}"])[-20:]
         with self._lock:
@@ -155,6 +161,16 @@ class IstiodRunner:
             for key, pod in pods.items():
                 if key not in self.processes:
                     self._start_process(pod)
+
+    def _mark_ready(self) -> None:
+        if self.mark_ready is None:
+            return
+        with self._lock:
+            waiting = [p for key, p in self.processes.items() if key not in self.marked]
+        for process in waiting:
+            if http_status_inside(self.prefix[-1], process.ip, ADDRESS_FLAGS["--httpAddr"], "/ready") == 200:
+                self.mark_ready(process.namespace, process.pod)
+                self.marked.add((process.namespace, process.pod))
 
     def _start_process(self, pod: Obj) -> None:
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
@@ -178,6 +194,7 @@ class IstiodRunner:
 
     def _stop_process(self, key: tuple[str, str]) -> None:
         process = self.processes.pop(key)
+        self.marked.discard(key)
         self.supervisor.stop(process.managed.name)
 
     def log_of(self, namespace: str, pod: str) -> Path | None:

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from multirev.errors import EnvironmentProblem
@@ -115,7 +116,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _enter(netns: str) -> None:
+def enter_netns(netns: str) -> None:
     """Move the calling thread (only it: setns(2) is per thread) into the namespace."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(NETNS_DIR / netns, os.O_RDONLY)
@@ -128,11 +129,14 @@ def _enter(netns: str) -> None:
 
 class Forwarder:
     """127.0.0.1:<port> on the host -> 127.0.0.1:<target> inside the namespace, byte for byte (TLS stays
-    end to end between the client and the API server)."""
+    end to end between the client and the API server). With `resolve`, each connection goes to the address it
+    names at that moment (a gateway pod, which a rollout may replace), or is closed when it names none."""
 
-    def __init__(self, netns: str, target_port: int) -> None:
+    def __init__(self, netns: str, target_port: int,
+                 resolve: Callable[[], tuple[str, int] | None] | None = None) -> None:
         self.netns = netns
         self.target_port = target_port
+        self.resolve = resolve or (lambda: ("127.0.0.1", target_port))
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self._stop = threading.Event()
@@ -157,8 +161,11 @@ class Forwarder:
 
     def _pump(self, client: socket.socket) -> None:
         try:
-            _enter(self.netns)
-            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=10)
+            target = self.resolve()  # before entering: it may ask the API server through the host's loopback
+            if target is None:
+                raise ConnectionRefusedError("no target")
+            enter_netns(self.netns)
+            upstream = socket.create_connection(target, timeout=10)
         except OSError:
             client.close()
             return
@@ -197,7 +204,7 @@ def http_status_inside(netns: str, host: str, port: int, path: str, timeout: flo
 
     def probe() -> None:
         try:
-            _enter(netns)
+            enter_netns(netns)
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
             conn.request("GET", path)
             result[0] = conn.getresponse().status

@@ -50,13 +50,17 @@ class Supervisor:
         self._procs: dict[str, Managed] = {}
         self._lock = threading.Lock()
 
-    def start(self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path | None = None) -> Managed:
+    def start(self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path | None = None,
+              log_owner: int | None = None) -> Managed:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with self._lock:
             if name in self._procs and self._procs[name].alive():
                 raise EnvironmentProblem(f"process {name} is already running")
             with log.open("ab") as out:
+                if log_owner is not None:
+                    # Envoy reopens /dev/stdout for its access log as the proxy's user: the file must be theirs.
+                    os.chown(log, log_owner, log_owner)
                 try:
                     proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=env, cwd=cwd, start_new_session=True,

@@ -1,0 +1,129 @@
+"""A network namespace per pod, wired to the run's namespace the way a CNI plugin would.
+
+The run's namespace (R) holds the control plane. It gets one bridge with a link-local address, and
+forwards between pods. Each pod gets a namespace of its own (P): a veth pair, `eth0` in P with the pod
+IP KWOK assigned (/32), the other end on R's bridge, and a default route via the bridge address. In R
+the pod's /32 is routed to the bridge in table `local`, where it beats R's `local 10.244.0.0/16 dev lo`
+(netns.py): so traffic to a running pod's IP crosses a veth, as on a node, and Istio's capture rules see
+it (they skip `lo`). The pod range stays local in R for istiod pods, which run there without a namespace
+of their own. Nothing is routed out of R: it has no link but `lo` and this bridge.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from multirev.backends.local.netns import NETNS_DIR, NETNS_ETC
+from multirev.errors import EnvironmentProblem
+
+BRIDGE = "mrbr0"
+BRIDGE_ADDRESS = "169.254.1.1"  # link-local: never routed anywhere, only the pods' next hop
+CLUSTER_DOMAIN = "cluster.local"
+# kubelet's resolv.conf for ClusterFirst pods (pkg/kubelet/network/dns/dns.go@v1.35.4): the cluster DNS
+# Service, the namespace's search list, ndots:5.
+CLUSTER_DNS_IP = "10.96.0.10"
+
+
+def _ip(*args: str) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"`ip {' '.join(args)}` failed: {proc.stderr.strip() or proc.returncode}")
+
+
+def _sysctl(netns: str, key: str, value: str) -> None:
+    proc = subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", f"{key}={value}"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise EnvironmentProblem(f"sysctl {key}={value} in {netns} failed: {proc.stderr.strip()}")
+
+
+@dataclass
+class PodNetns:
+    name: str  # the pod's network namespace
+    veth: str  # R's end of its veth pair
+    ip: str
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+
+class PodNetwork:
+    """Creates and removes pod namespaces inside one run namespace; thread-safe."""
+
+    def __init__(self, run_netns: str) -> None:
+        self.run_netns = run_netns
+        self.pods: dict[str, PodNetns] = {}  # pod IP -> its namespace
+        self._next = 0
+        self._lock = threading.Lock()
+        self._bridge_up = False
+
+    def setup_bridge(self) -> None:
+        r = self.run_netns
+        _ip("-n", r, "link", "add", BRIDGE, "type", "bridge")
+        _ip("-n", r, "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE)
+        _ip("-n", r, "link", "set", BRIDGE, "up")
+        _sysctl(r, "net.ipv4.ip_forward", "1")
+        # Pods and their next hop share the bridge: no ICMP redirects telling a pod to go direct.
+        _sysctl(r, "net.ipv4.conf.all.send_redirects", "0")
+        _sysctl(r, f"net.ipv4.conf.{BRIDGE}.send_redirects", "0")
+        self._bridge_up = True
+
+    def add(self, ip: str, namespace: str, hosts: str = "") -> PodNetns:
+        """A namespace for the pod with this IP, its resolv.conf as kubelet writes it for `namespace`."""
+        with self._lock:
+            if ip in self.pods:
+                raise EnvironmentProblem(f"pod IP {ip} is already wired")
+            self._next += 1
+            pod = PodNetns(f"{self.run_netns}-p{self._next}", f"mrp{self._next}", ip)
+            self.pods[ip] = pod
+        etc = NETNS_ETC / pod.name
+        etc.mkdir(parents=True, exist_ok=True)
+        search = f"{namespace}.svc.{CLUSTER_DOMAIN} svc.{CLUSTER_DOMAIN} {CLUSTER_DOMAIN}"
+        (etc / "resolv.conf").write_text(f"search {search}\nnameserver {CLUSTER_DNS_IP}\noptions ndots:5\n")
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n{ip} {hosts}\n" if hosts else "127.0.0.1 localhost\n")
+        r, p = self.run_netns, pod.name
+        _ip("netns", "add", p)
+        _ip("-n", r, "link", "add", pod.veth, "type", "veth", "peer", "name", "eth0", "netns", p)
+        _ip("-n", r, "link", "set", pod.veth, "master", BRIDGE, "up")
+        _ip("-n", p, "addr", "add", f"{ip}/32", "dev", "eth0")
+        _ip("-n", p, "link", "set", "lo", "up")
+        _ip("-n", p, "link", "set", "eth0", "up")
+        _ip("-n", p, "route", "add", BRIDGE_ADDRESS, "dev", "eth0", "scope", "link")
+        _ip("-n", p, "route", "add", "default", "via", BRIDGE_ADDRESS, "dev", "eth0")
+        _ip("-n", r, "route", "add", f"{ip}/32", "dev", BRIDGE, "table", "local")
+        return pod
+
+    def remove(self, ip: str) -> None:
+        with self._lock:
+            pod = self.pods.pop(ip, None)
+        if pod is None:
+            return
+        errors = []
+        for args in (("-n", self.run_netns, "route", "del", f"{ip}/32", "dev", BRIDGE, "table", "local"),
+                     ("-n", self.run_netns, "link", "del", pod.veth), ("netns", "delete", pod.name)):
+            try:
+                if args[0] != "netns" or (NETNS_DIR / pod.name).exists():
+                    _ip(*args)
+            except EnvironmentProblem as exc:
+                errors.append(str(exc))
+        shutil.rmtree(NETNS_ETC / pod.name, ignore_errors=True)
+        # A veth goes with either end's namespace; a leftover route or link is only an error if still there.
+        if errors and (NETNS_DIR / pod.name).exists():
+            raise EnvironmentProblem("; ".join(errors))
+
+    def remove_all(self) -> None:
+        for ip in list(self.pods):
+            self.remove(ip)
+
+
+def pod_namespaces_of(run_netns: str) -> list[str]:
+    """Pod namespaces a run namespace's data plane made (for leftover checks and reaping)."""
+    return sorted(p.name for p in NETNS_DIR.glob(f"{run_netns}-p*")) if NETNS_DIR.is_dir() else []
+
+
+def etc_folder(name: str) -> Path:
+    return NETNS_ETC / name
