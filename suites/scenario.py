@@ -7,6 +7,7 @@ from multirev.backends.base import HttpResponse
 from multirev.checks.discovery import check_discovery
 from multirev.checks.xds import push_lines
 from multirev.istio import facts
+from multirev.kube import kinds
 from multirev.observe import istiod_logs, istiod_ref, workload_pods
 from multirev.progress import step
 from multirev.traffic import gateway_get
@@ -48,6 +49,11 @@ def discovery_problems(mesh: MeshSetup, role: str, namespace: str) -> list[str]:
     """Ask the plane's istioctl for each pod's bootstrap and compare its discovery address."""
     plane = mesh.plan.plane(role).plane
     expected = facts.discovery_address(plane.revision, plane.namespace)
+    # Set-up does not wait for workloads; a proxy that has not started has no bootstrap to ask for yet.
+    waits = [wait_rolled_out(mesh, namespace, d["metadata"]["name"])
+             for d in mesh.cluster.list(kinds.DEPLOYMENT, namespace)]
+    if any(waits):
+        return [w for w in waits if w]
     pods = workload_pods(mesh.cluster, namespace)
     if not pods:
         return [f"no workload pods in {namespace} to ask"]
@@ -75,8 +81,6 @@ def settled(deployments: list[dict]) -> tuple[bool, str]:
 
 def wait_rolled_out(mesh: MeshSetup, namespace: str, deployment: str, timeout: float = READY_TIMEOUT) -> str | None:
     """Bounded wait until every pod of the Deployment runs its current template and is ready."""
-    from multirev.kube import kinds
-
     def rolled_out() -> Observation[None]:
         deploy = mesh.cluster.get(kinds.DEPLOYMENT, deployment, namespace) or {}
         return Observation(*rollout_state(deploy))

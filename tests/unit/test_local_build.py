@@ -80,7 +80,7 @@ def test_istio_recipes_set_the_version_upstream_sets(version: str) -> None:
     flags = " ".join(recipe.ldflags)
     assert f"-X {pin.version_package}.buildVersion={version}" in flags
     assert f"-X {pin.version_package}.buildHub={pin.hub}" in flags
-    assert set(recipe.packages) == {"istioctl", "pilot-discovery"}
+    assert set(recipe.packages) == {"istioctl", "pilot-discovery", "pilot-agent"}
     assert str(IstioVersion.parse(version)) == version  # the suite reads back what the build bakes in
 
 
