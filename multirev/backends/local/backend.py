@@ -40,7 +40,7 @@ from multirev.backends.local.controlplane import (
     readyz,
 )
 from multirev.backends.local.istiod import IstiodRunner, list_istiod_pods
-from multirev.backends.local.netns import NAME_PREFIX, Forwarder, NetworkNamespace
+from multirev.backends.local.netns import NAME_PREFIX, NETNS_ETC, Forwarder, NetworkNamespace
 from multirev.backends.local.pins import ISTIO, KWOK
 from multirev.backends.local.pods import DataPlane, PodApi
 from multirev.backends.local.pods.dns import ClusterDns, service_records
@@ -482,7 +482,9 @@ def leftovers(run_id: str = "") -> dict[str, list[str]]:
     # `ip netns add` pins a namespace with a bind mount under /var/run/netns; delete unmounts it.
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
               if f"/netns/{netns_prefix}" in line or temp_prefix in line]
-    return {"processes": ours, "network namespaces": namespaces, "mounts": mounts, "temporary directories": temps}
+    etc = [str(p) for p in NETNS_ETC.glob(f"{netns_prefix}*")] if NETNS_ETC.is_dir() else []
+    return {"processes": ours, "network namespaces": namespaces, "mounts": mounts, "temporary directories": temps,
+            "/etc/netns entries": etc}
 
 
 def _working_in(prefix: str) -> list[str]:

@@ -74,6 +74,11 @@ class NetworkNamespace:
         return ["ip", "netns", "exec", self.name]
 
     def delete(self) -> None:
+        # Pod namespaces of this run (pods/network.py names them `<name>-p<N>`), also those a killed run left.
+        for pod in sorted(NETNS_DIR.glob(f"{self.name}-p*")) if NETNS_DIR.is_dir() else []:
+            _ip("netns", "delete", pod.name)
+        for etc in NETNS_ETC.glob(f"{self.name}-p*") if NETNS_ETC.is_dir() else []:
+            shutil.rmtree(etc, ignore_errors=True)
         if (NETNS_DIR / self.name).exists():
             _ip("netns", "delete", self.name)
         shutil.rmtree(NETNS_ETC / self.name, ignore_errors=True)
