@@ -93,7 +93,10 @@ def existing_cluster(tmp_path: Path, *, run_id: str = BED_RUN_ID) -> Iterator[Ex
     runner = RecordingRunner(SubprocessRunner(), Transcript(work / "transcript.jsonl"), "local")
     backend = LocalBackend(runner, WallClock(), LocalOptions(
         run_id=run_id, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), istio_versions=versions,
-        bin_cache=build.default_bin_cache(), work_dir=work))
+        bin_cache=build.default_bin_cache(), work_dir=work,
+        # The suite runs on the bed as on any existing cluster, so it sets none of the local-only Istio settings
+        # upstream Envoy needs: the bed runs no proxies, and its pods are Ready as KWOK makes them.
+        data_plane=False))
     backend.preflight()
     try:
         cluster = backend.start()

@@ -24,13 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pod(namespace: str) -> dict:
+    # A command this machine has: the data plane runs it in the pod's own network namespace.
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": namespace},
-            "spec": {"containers": [{"name": "c", "image": "example.invalid/none:1"}]}}
+            "spec": {"containers": [{"name": "c", "image": "example.invalid/none:1",
+                                     "command": ["/bin/sleep", "infinity"]}]}}
 
 
 def test_real_control_plane_runs_pods_on_a_fake_node_and_leaves_nothing(make_backend) -> None:
     """/version reports the pinned release; the scheduler binds a pod to the KWOK node, which gives it an IP
-    from the node's podCIDR and marks it Ready; stop() leaves no process, namespace or temporary folder."""
+    from the node's podCIDR; with a data plane its container runs in a network namespace of its own holding that
+    IP, and the pod turns Ready; stop() leaves no process, namespace (the pod's included), /etc/netns entry,
+    veth or temporary folder."""
     backend = make_backend([], run_id="lifecycle")
     cluster = backend.start()
     assert cluster.kubernetes_version() == KUBERNETES.version
@@ -53,6 +57,13 @@ def test_real_control_plane_runs_pods_on_a_fake_node_and_leaves_nothing(make_bac
     assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(NODE_POD_CIDR)
     assert pod["spec"]["nodeName"] == "kwok-node-0"
     assert backend.info().kubernetes_version == KUBERNETES.version
+    if backend.data_plane is not None:
+        running = backend.data_plane.find("probe", "probe")
+        assert running is not None and running.ip == pod["status"]["podIP"]
+        shown = subprocess.run([*running.netns.prefix(), "ip", "-4", "-o", "addr", "show", "eth0"],
+                               capture_output=True, text=True).stdout
+        assert f"{running.ip}/32" in shown, shown
+        assert "sleep infinity" in "\n".join(nothing_left("lifecycle").get("processes", []))
     backend.stop()
     assert nothing_left("lifecycle") == {}
 

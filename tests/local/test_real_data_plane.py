@@ -17,17 +17,26 @@ import pytest
 from fixtures.mesh import MeshSetup, build_mesh
 from multirev.backends.local import build
 from multirev.backends.local.backend import LocalBackend, LocalOptions
+from multirev.backends.local.pins import KUBERNETES
+from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.checks.gateway import check_productpage
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
+from multirev.istio import operator
+from multirev.istio.trust import CACERTS_SECRET, MeshTrust
+from multirev.istio.versions import KubeVersion
+from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
 from multirev.plan import EGRESS_EXTERNAL_NAMESPACE, MeshPlan
 from multirev.profile import load_profile
 from multirev.stats import judge_weights
 from multirev.traffic import gateway_get, mesh_get, reviews_version
-from multirev.waits import Observation, wait_problem
+from multirev.waits import Observation, wait_for, wait_problem
 from suites.conftest import BOOKINFO, CLIENT
 from suites.scenario import apply_and_await_push, wait_rolled_out, wait_until_served
+from suites.test_canary_upgrade import move
 from tests.local.conftest import PROFILE, local_versions, nothing_left, require
+from tests.local.test_real_cluster import _restart_istiod_with
 
 REVIEWS_PATH = "/api/v1/products/0/reviews"
 EXTERNAL_HOST = "external.multirev.invalid"  # only the ServiceEntry knows it (manifests/egress)
@@ -81,6 +90,59 @@ def test_every_proxy_accepted_every_resource(mesh: MeshSetup) -> None:
     assert not problems, "; ".join(problems)
     proxies = [p for p in backend.data_plane.pods.values() if p.has_proxy]
     assert len(proxies) >= 2 * 8  # two gateways and six Bookinfo pods and the client per revision, at least
+
+
+def _observe_traffic(mesh: MeshSetup) -> dict[str, object]:
+    """The requests the gateway, routing and egress tests send, each reduced to its status and which workload
+    answered: the same on the model and on real proxies, or a listed simplification."""
+    seen: dict[str, object] = {}
+    for role in ("stable", "canary"):
+        assert wait_until_served(mesh, role, "/productpage", "bookinfo.example") is None
+        page = gateway_get(mesh.cluster, mesh.endpoint(role), "/productpage", "bookinfo.example")
+        seen[f"{role} gateway /productpage"] = (page.status, page.headers.get("server"),
+                                                 "Simple Bookstore App" in page.body)
+        unrouted = gateway_get(mesh.cluster, mesh.endpoint(role), "/productpage", "unrouted.invalid")
+        seen[f"{role} gateway unrouted host"] = unrouted.status
+        app = mesh.plan.plane(role).plane.app_namespaces[0]
+        apply_and_await_push(mesh, role, "routing/reviews-v1.yaml", f"VirtualService/{app}/reviews")
+        versions = {reviews_version(gateway_get(mesh.cluster, mesh.endpoint(role), REVIEWS_PATH, "bookinfo.example"))
+                    for _ in range(20)}
+        seen[f"{role} gateway reviews with all-to-v1"] = sorted(str(v) for v in versions)
+        inside = mesh_get(mesh.cluster, app, "http://productpage:9080/productpage")
+        seen[f"{role} client -> productpage"] = (inside.status, "Simple Bookstore App" in inside.body)
+    app = mesh.plan.plane("stable").plane.app_namespaces[0]
+    mesh.apply("egress/external-service.yaml", "stable", EGRESS_EXTERNAL_NAMESPACE)
+    apply_and_await_push(mesh, "stable", "egress/egress-via-gateway.yaml", f"VirtualService/{app}/external-via-egress")
+
+    def egress() -> Observation[int]:
+        response = mesh_get(mesh.cluster, app, f"http://{EXTERNAL_HOST}/compare-probe")
+        return Observation(response.status == 200, response.status, f"HTTP {response.status}")
+
+    seen["stable client -> external host"] = wait_for("egress to answer", egress, clock=mesh.cluster.clock,
+                                                      timeout=180, interval=3)
+    return seen
+
+
+# Differences between the model's traffic and real proxies' that the model keeps on purpose: none so far.
+TRAFFIC_SIMPLIFICATIONS: dict[str, str] = {}
+
+
+def test_model_traffic_matches_real_proxies(mesh: MeshSetup, tmp_path_factory: pytest.TempPathFactory,
+                                            record_property: pytest.RecordProperty) -> None:
+    """The model, given the same plan and manifests, answers the suite's requests as the real proxies do: the
+    same status and the same workload, request by request."""
+    work = tmp_path_factory.mktemp("model-traffic")
+    image = NODE_IMAGES[KubeVersion.parse(KUBERNETES.version)]
+    model_backend = SimulatedBackend(Transcript(work / "transcript.jsonl"), seed=1, faults=[], node_image=image,
+                                     work_dir=work, host_port_base=18080)
+    model = build_mesh(mesh.plan, model_backend, model_backend.start(), work, {*BOOKINFO, *CLIENT})
+    real_seen, model_seen = _observe_traffic(mesh), _observe_traffic(model)
+    differences = {key: (model_seen.get(key), real_seen.get(key)) for key in real_seen
+                   if model_seen.get(key) != real_seen.get(key)}
+    record_property("requests_compared", len(real_seen))
+    record_property("traffic_differences", len(differences))
+    unexplained = {k: v for k, v in differences.items() if k not in TRAFFIC_SIMPLIFICATIONS}
+    assert not unexplained, "model vs real (model, real): " + "; ".join(f"{k}: {v}" for k, v in unexplained.items())
 
 
 def _apply_modified(mesh: MeshSetup, role: str, manifest: str, change) -> list[dict]:
@@ -160,3 +222,89 @@ def test_a_missing_service_entry_under_registry_only_fails_egress(mesh: MeshSetu
                             clock=mesh.cluster.clock, timeout=60, interval=2) is None
     finally:
         mesh.apply("egress/egress-via-gateway.yaml", role, app)
+
+
+def test_a_gateway_selecting_the_other_revisions_gateway_pods_fails_the_gateway_check(mesh: MeshSetup) -> None:
+    """Bookinfo's Gateway in the stable app namespace selects the canary revision's gateway pods: the stable
+    gateway has no route for it (404), and the canary istiod does not watch that namespace, so no gateway serves
+    it; the gateway check fails naming the stable gateway."""
+    role = "stable"
+    app = mesh.plan.plane(role).plane.app_namespaces[0]
+    canary = mesh.plan.plane("canary").plane.revision
+    assert wait_until_served(mesh, role, "/productpage", "bookinfo.example") is None
+    manifest = "samples:bookinfo/networking/bookinfo-gateway.yaml"
+
+    def other_revision(obj: dict) -> None:
+        if obj["kind"] == "Gateway":
+            obj["spec"]["selector"]["istio.io/rev"] = canary
+
+    _apply_modified(mesh, role, manifest, other_revision)
+    try:
+        where = f"the {role} gateway"
+
+        def broken() -> Observation[list[str]]:
+            problems = check_productpage(where, gateway_get(mesh.cluster, mesh.endpoint(role), "/productpage",
+                                                            "bookinfo.example"))
+            return Observation(bool(problems), problems, "; ".join(problems) or "still served")
+
+        problems = wait_for("the stable gateway to stop serving Bookinfo", broken, clock=mesh.cluster.clock,
+                            timeout=60, interval=2)
+        assert any("returned HTTP 404" in p and where in p for p in problems), problems
+    finally:
+        mesh.apply(manifest, role, app)
+    assert wait_until_served(mesh, role, "/productpage", "bookinfo.example") is None
+
+
+def test_dns_capture_off_fails_egress(mesh: MeshSetup) -> None:
+    """Re-installing the stable revision without ISTIO_META_DNS_CAPTURE and restarting the client: its sidecar
+    no longer answers for the ServiceEntry-only host, the cluster DNS knows no such name, and the egress request
+    fails; the original install is put back afterwards."""
+    role = "stable"
+    plane = mesh.plan.plane(role)
+    app = plane.plane.app_namespaces[0]
+    mesh.apply("egress/external-service.yaml", role, EGRESS_EXTERNAL_NAMESPACE)
+    mesh.apply("egress/egress-via-gateway.yaml", role, app)
+    url = f"http://{EXTERNAL_HOST}/dns-capture-probe"
+
+    def egress(expect_ok: bool) -> Observation[str]:
+        response = mesh_get(mesh.cluster, app, url)
+        return Observation((response.status == 200) == expect_ok, response.body[:200],
+                           f"HTTP {response.status} {response.body[:160]}")
+
+    assert wait_problem(f"GET {url} to answer 200", lambda: egress(True), clock=mesh.cluster.clock, timeout=180,
+                        interval=3) is None
+    off = operator.write(plane, mesh.work_dir / "dns-off", run_labels=mesh.plan.run_labels,
+                         backend_settings=mesh.backend.istio_settings(),
+                         mesh_config={"defaultConfig": {"proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "false"}}})
+    try:
+        assert mesh.istioctl(role).install(off).returncode == 0
+        mesh.cluster.rollout_restart(app, "mesh-client")
+        assert wait_rolled_out(mesh, app, "mesh-client") is None
+        seen = wait_for(f"GET {url} to fail without DNS capture", lambda: egress(False), clock=mesh.cluster.clock,
+                        timeout=60, interval=2)
+        assert "Could not resolve host" in seen, seen  # curl (6): no sidecar answer, and NXDOMAIN from cluster DNS
+    finally:
+        assert mesh.istioctl(role).install(mesh.iop_files[role]).returncode == 0
+        mesh.cluster.rollout_restart(app, "mesh-client")
+        assert wait_rolled_out(mesh, app, "mesh-client") is None
+
+
+def test_a_canary_with_a_root_of_its_own_breaks_requests_during_the_upgrade(mesh: MeshSetup) -> None:
+    """The canary's `cacerts` from another root, its istiod restarted, then the upgrade of the stable app
+    namespace: pods the canary re-injects hold certificates the remaining stable pods do not trust, so real
+    TLS handshakes fail and the upgrade's request tally fails, naming the move. Runs last: it moves the
+    namespace back and restores the root, but leaves the mesh changed."""
+    stable, canary = mesh.plan.plane("stable"), mesh.plan.plane("canary")
+    app = stable.plane.app_namespaces[0]
+    original = mesh.cluster.get(kinds.SECRET, CACERTS_SECRET, canary.plane.namespace)
+    assert original is not None
+    _restart_istiod_with(mesh, "canary", MeshTrust().cacerts(canary.plane.namespace, mesh.plan.run_labels))
+    try:
+        problems = move(mesh, app, stable.plane.tag, stable, canary)
+        failed = [p for p in problems if "in-mesh requests failed" in p]
+        assert failed and f"moving {app} to revision {canary.plane.revision}" in failed[0], problems
+    finally:
+        _restart_istiod_with(mesh, "canary", {
+            "apiVersion": "v1", "kind": "Secret", "type": original.get("type", "Opaque"), "data": original["data"],
+            "metadata": {k: original["metadata"][k] for k in ("name", "namespace", "labels")}})
+        move(mesh, app, stable.plane.tag, canary, stable)

@@ -121,6 +121,7 @@ def test_cluster_dns_answers_services_and_nothing_else() -> None:
                "endpoints": [{"addresses": ["10.244.0.7"], "conditions": {"ready": True}},
                              {"addresses": ["10.244.0.8"], "conditions": {"ready": False}}]}]
     server = ClusterDns("unused", lambda: service_records(services, slices))
+    server._refresh()  # what start() does before serving
 
     def ask(name: str, kind: str = "A") -> dns.message.Message:
         reply = server.answer(dns.message.make_query(name, kind).to_wire())

@@ -76,6 +76,7 @@ class LocalOptions:
     bin_cache: Path
     work_dir: Path  # reports/work/<worker>: process logs are kept there for diagnostics
     gateway_services: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (namespace, Service)
+    data_plane: bool = True  # False: run no pods (a bed for the existing backend, which sets no Envoy settings)
 
 
 class NetnsRunner:
@@ -172,7 +173,8 @@ class LocalBackend(Backend):
         super().__init__(runner, clock)
         self.options = options
         minors = sorted({".".join(v.split(".")[:2]).removesuffix("-dev") for v in options.istio_versions})
-        self.data_plane_missing = missing_for_data_plane(minors)
+        self.data_plane_missing = (missing_for_data_plane(minors) if options.data_plane
+                                   else "no data plane: this local cluster was started without one")
         self.data_plane: DataPlane | None = None
         self.dns: ClusterDns | None = None
         self.gateway_forwarders: dict[str, Forwarder] = {}

@@ -33,6 +33,11 @@ POLL = 0.5
 INIT_TIMEOUT = 60.0
 EXEC_TIMEOUT = 60.0
 PROXY_STATUS_PORT = 15021  # the injected container's readinessProbe: /healthz/ready (injection template)
+# kubelet's probe defaults (pkg/apis/core/v1/defaults.go@v1.35.4: failureThreshold 3) and the injected probe's
+# timeout (injection template: timeoutSeconds 3): a ready pod turns unready after three failed probes in a row.
+PROBE_FAILURES = 3
+PROBE_TIMEOUT = 3.0
+PROBE_PERIOD = 2.0
 # pilot-agent drains for terminationDrainDuration (5 s by default, mesh/v1alpha1/proxy.proto) after SIGTERM;
 # a terminating pod keeps serving that long while its endpoints are withdrawn.
 DRAIN_SECONDS = 5.0
@@ -53,6 +58,8 @@ class RunningPod:
     ready: bool = False
     reported: str | None = None  # the last readiness written to the API (problem text or "ready")
     stop_at: float | None = None
+    failures: int = 0  # probes failed in a row since it was last ready
+    next_probe: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -224,11 +231,20 @@ class DataPlane:
 
     # -- readiness --------------------------------------------------------------------------------
     def _update_readiness(self, running: RunningPod, pod: Obj | None) -> None:
+        now = time.monotonic()
+        if running.ready and now < running.next_probe:
+            return
+        running.next_probe = now + PROBE_PERIOD
         problem = running.problem or self._not_ready_because(running)
+        if problem and running.ready and not running.problem:
+            running.failures += 1
+            if running.failures < PROBE_FAILURES:
+                return
+        running.failures = 0
         running.ready = not problem
         state = problem or "ready"
-        if pod is None or state == running.reported:
-            return
+        if pod is None or state == running.reported or (running.reported not in (None, "ready") and problem):
+            return  # an unready pod's reason is written once, not each time its text changes
         try:
             self.api.patch_status(running.namespace, running.name, readiness_patch(pod, not problem, problem))
             running.reported = state
@@ -240,7 +256,7 @@ class DataPlane:
             if not managed.alive():
                 return f"container {name} exited ({managed.proc.returncode}): {managed.tail(3)}"
         if running.has_proxy:
-            status = http_status_inside(self.run_netns, running.ip, PROXY_STATUS_PORT, "/healthz/ready", 1.0)
+            status = http_status_inside(self.run_netns, running.ip, PROXY_STATUS_PORT, "/healthz/ready", PROBE_TIMEOUT)
             if status != 200:
                 return f"proxy /healthz/ready: {status}"
         closed = [port for port in running.ports if not _port_open(running.netns.name, port)]

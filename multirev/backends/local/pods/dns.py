@@ -11,9 +11,9 @@ Nothing is forwarded anywhere. It is a stand-in because CoreDNS is not built her
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 import dns.flags
@@ -35,18 +35,30 @@ class ClusterDns:
         self.run_netns = run_netns
         self.records = records  # fqdn (with the trailing dot) -> IPv4 addresses
         self._cache: dict[str, list[str]] = {}
-        self._cached_at = 0.0
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        # Records are fetched by a thread in the host's namespace: the API server is reached through the host's
+        # loopback forwarder, which a thread inside the run's namespace cannot see.
+        self._refresh()
+        threading.Thread(target=self._refresh_loop, name="local-dns-records", daemon=True).start()
         self._thread = threading.Thread(target=self._serve, name="local-dns", daemon=True)
         self._thread.start()
         self._ready.wait(10)
         if self._error is not None:
             raise self._error
+
+    def _refresh(self) -> None:
+        # The API server may be going away at teardown: answer from what is known.
+        with contextlib.suppress(Exception):
+            self._cache = self.records()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(REFRESH):
+            self._refresh()
 
     def _serve(self) -> None:
         try:
@@ -72,12 +84,6 @@ class ClusterDns:
                     sock.sendto(reply, peer)
 
     def _lookup(self, name: str) -> list[str] | None:
-        if time.monotonic() - self._cached_at > REFRESH:
-            try:
-                self._cache = self.records()
-                self._cached_at = time.monotonic()
-            except Exception:  # the API server may be going away at teardown: answer from what is known
-                pass
         return self._cache.get(name.lower())
 
     def answer(self, data: bytes) -> bytes | None:
