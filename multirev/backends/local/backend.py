@@ -201,6 +201,9 @@ class LocalBackend(Backend):
                                  f"{', '.join(ISTIO)} (multirev/backends/local/pins.py)")
         # One clear line now if Go is missing, checksums are off or a pinned module is not served.
         build.check_available(self.options.istio_versions, self.options.bin_cache)
+        if self.data_plane_missing and self.options.data_plane:
+            print(f"[multirev] {self.data_plane_missing}; the control-plane half runs, the tests that need "
+                  "proxies are skipped with this reason", flush=True)
 
     def start(self) -> Cluster:
         with step("build local binaries (reused when cached)"):

@@ -158,6 +158,10 @@ class IstiodRunner:
         with self._lock:
             for key in [k for k in self.processes if k not in pods]:
                 self._stop_process(key)
+            for key in [k for k, p in self.processes.items() if not p.managed.alive()]:
+                # The container restarts, as the kubelet restarts it (restartPolicy Always): e.g. its pod IP was
+                # still held by a pod that was going away when it first started.
+                self._stop_process(key)
             for key, pod in pods.items():
                 if key not in self.processes:
                     self._start_process(pod)

@@ -133,9 +133,15 @@ class DataPlane:
 
     # -- one round ------------------------------------------------------------------------------
     def sync(self) -> None:
-        listed = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in self.api.list_pods()
+        every = self.api.list_pods()
+        listed = {(p["metadata"]["namespace"], p["metadata"]["name"]): p for p in every
                   if (p.get("spec") or {}).get("nodeName") == self.node and not self.skip(p)}
         with self._lock:
+            # KWOK hands a freed IP out again at once, also to pods run elsewhere (istiod): a draining pod whose
+            # IP another live pod now has stops at once, so that the new one can bind it.
+            taken = {(p.get("status") or {}).get("podIP") for p in every if not p["metadata"].get("deletionTimestamp")}
+            for stale in [p for p in self.draining if p.ip in taken]:
+                self._stop_pod(stale)
             for key, running in list(self.pods.items()):
                 pod = listed.get(key)
                 if pod is None or pod["metadata"].get("deletionTimestamp") or pod["metadata"]["uid"] != running.uid:
@@ -147,8 +153,6 @@ class DataPlane:
                 ip = (pod.get("status") or {}).get("podIP")
                 if key in self.pods or not ip or pod["metadata"].get("deletionTimestamp"):
                     continue
-                for stale in [p for p in self.draining if p.ip == ip]:
-                    self._stop_pod(stale)  # KWOK hands a freed IP out again at once
                 self.pods[key] = self._start_pod(pod, ip)
             for running in self.pods.values():
                 self._update_readiness(running, listed.get(running.key))
