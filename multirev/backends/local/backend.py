@@ -44,7 +44,13 @@ from multirev.backends.local.netns import NAME_PREFIX, NETNS_ETC, Forwarder, Net
 from multirev.backends.local.pins import ISTIO, KWOK
 from multirev.backends.local.pods import DataPlane, PodApi
 from multirev.backends.local.pods.dns import ClusterDns, service_records
-from multirev.backends.local.pods.envoy import ISTIO_SETTINGS, envoy_binary, envoy_version, missing_for_data_plane
+from multirev.backends.local.pods.envoy import (
+    ISTIO_SETTINGS,
+    WHEEL,
+    envoy_binary,
+    envoy_version,
+    missing_for_data_plane,
+)
 from multirev.backends.local.pods.kubelet import POD_READY_STAGE, readiness_patch, write_stage
 from multirev.backends.local.processes import Supervisor
 from multirev.clock import Clock
@@ -466,7 +472,10 @@ class LocalBackend(Backend):
             extra["data_plane"] = self.data_plane_missing
         else:
             binary = envoy_binary()
-            extra["envoy"] = envoy_version(binary) if binary else "?"
+            # Every proxy runs this one binary (pilot-agent's PROXY_CONFIG binaryPath, pods/containers.py).
+            extra["envoy"] = f"{envoy_version(binary) if binary else '?'} (upstream, {WHEEL} wheel)"
+            if self.data_plane is not None:
+                extra["proxies"] = sorted(self.data_plane.proxies_run)
         return BackendInfo("local", False, self._kubernetes_version, extra=extra)
 
 

@@ -100,6 +100,9 @@ class DataPlane:
         self.pods: dict[tuple[str, str], RunningPod] = {}
         self.draining: list[RunningPod] = []
         self.problems: list[str] = []
+        self.proxies_run: set[str] = set()  # every proxy started: "<namespace>/<pod>: Istio <version>"
+        # What the kubelet's events would say: each pod started, ready, unready (why), draining, stopped.
+        self.events = supervisor.log_dir / "data-plane.log"
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -157,8 +160,14 @@ class DataPlane:
             for running in self.pods.values():
                 self._update_readiness(running, listed.get(running.key))
 
+    def _event(self, running: RunningPod, what: str) -> None:
+        stamp = time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+        with self.events.open("a") as log:
+            log.write(f"{stamp} {running.namespace}/{running.name} {running.ip}: {what}\n")
+
     def _begin_drain(self, running: RunningPod, pod: Obj | None) -> None:
         del self.pods[running.key]
+        self._event(running, "deleted: draining")
         grace = DRAIN_SECONDS
         seconds = ((pod or {}).get("spec") or {}).get("terminationGracePeriodSeconds")
         if seconds is not None:
@@ -174,6 +183,7 @@ class DataPlane:
             self.supervisor.stop(managed.name)
         pod.processes.clear()
         self.network.remove(pod.ip)
+        self._event(pod, "stopped, namespace removed")
 
     # -- starting a pod -------------------------------------------------------------------------
     def _start_pod(self, pod: Obj, ip: str) -> RunningPod:
@@ -188,6 +198,8 @@ class DataPlane:
             self._run_containers(pod, running)
         except Exception as exc:
             running.problem = f"{type(exc).__name__}: {exc}"
+        self._event(running, f"started {', '.join(running.processes)}" + (f"; {running.problem}"
+                                                                           if running.problem else ""))
         return running
 
     def _run_containers(self, pod: Obj, running: RunningPod) -> None:
@@ -210,6 +222,8 @@ class DataPlane:
                 shutil.copyfile(self.bootstraps[made.istio_version], template)
                 template.chmod(0o644)
             running.programs[made.container] = made
+            if made.proxy:
+                self.proxies_run.add(f"{running.namespace}/{running.name}: pilot-agent {made.istio_version}")
             running.ports += [int(p["containerPort"]) for p in container.get("ports") or []
                               if p.get("protocol", "TCP") == "TCP" and not made.proxy]
             managed = self._launch(running, made, folder)
@@ -242,6 +256,7 @@ class DataPlane:
         problem = running.problem or self._not_ready_because(running)
         if problem and running.ready and not running.problem:
             running.failures += 1
+            self._event(running, f"probe failed ({running.failures}/{PROBE_FAILURES}): {problem}")
             if running.failures < PROBE_FAILURES:
                 return
         running.failures = 0
@@ -252,6 +267,7 @@ class DataPlane:
         try:
             self.api.patch_status(running.namespace, running.name, readiness_patch(pod, not problem, problem))
             running.reported = state
+            self._event(running, state if not problem else f"not ready: {problem}")
         except Exception as exc:
             self.problems = (self.problems + [f"status of {running.namespace}/{running.name}: {exc}"])[-20:]
 

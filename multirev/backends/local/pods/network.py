@@ -22,6 +22,7 @@ from multirev.errors import EnvironmentProblem
 
 BRIDGE = "mrbr0"
 BRIDGE_ADDRESS = "169.254.1.1"  # link-local: never routed anywhere, only the pods' next hop
+BRIDGE_MAC = "02:00:a9:fe:01:01"  # locally administered (the 02 bit), never seen outside the run
 CLUSTER_DOMAIN = "cluster.local"
 # kubelet's resolv.conf for ClusterFirst pods (pkg/kubelet/network/dns/dns.go@v1.35.4): the cluster DNS
 # Service, the namespace's search list, ndots:5.
@@ -63,7 +64,9 @@ class PodNetwork:
 
     def setup_bridge(self) -> None:
         r = self.run_netns
-        _ip("-n", r, "link", "add", BRIDGE, "type", "bridge")
+        # A fixed MAC: a bridge without one takes the lowest of its ports' and changes it as pods come and go,
+        # and pods still sending to the old one lose their next hop (seen: a gateway unreachable for minutes).
+        _ip("-n", r, "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge")
         _ip("-n", r, "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE)
         _ip("-n", r, "link", "set", BRIDGE, "up")
         _sysctl(r, "net.ipv4.ip_forward", "1")
