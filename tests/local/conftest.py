@@ -17,6 +17,7 @@ from multirev.backends.local import build
 from multirev.backends.local.backend import LocalBackend, LocalOptions, leftovers
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
+from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 
 PROFILE = "local-dev"  # the pair whose modules the module proxy serves here (docs/backends.md)
@@ -68,3 +69,12 @@ def make_backend(tmp_path: Path) -> Iterator:
     yield make
     for backend in made:
         backend.stop()
+
+
+def local_backend(work: Path, run_id: str, plan: MeshPlan | None = None) -> LocalBackend:
+    """A local backend for one self-test module (its transcript in `work`); with a plan, its gateways are known."""
+    runner = RecordingRunner(SubprocessRunner(), Transcript(work / "transcript.jsonl"), "local")
+    services = {p.role: (p.plane.namespace, p.gateway_name) for p in plan.planes} if plan else {}
+    return LocalBackend(runner, WallClock(), LocalOptions(
+        run_id=run_id, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), istio_versions=local_versions(),
+        bin_cache=build.default_bin_cache(), work_dir=work, gateway_services=services))

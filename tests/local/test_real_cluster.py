@@ -10,7 +10,6 @@ meshes, so they run in file order on one xdist worker (group "real-mesh"); unins
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,8 +17,6 @@ import pytest
 from kubernetes.client.rest import ApiException
 
 from fixtures.mesh import MeshSetup, build_mesh
-from multirev.backends.local import build
-from multirev.backends.local.backend import LocalBackend, LocalOptions
 from multirev.backends.local.compare import (
     Difference,
     analyze_findings,
@@ -44,8 +41,7 @@ from multirev.checks.webhooks import (
     istiod_namespaces,
 )
 from multirev.checks.xds import PROBE_KINDS, QUIET_BEFORE_PROBE, probe_config, push_lines
-from multirev.clock import WallClock
-from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
+from multirev.commands import Transcript
 from multirev.istio import facts
 from multirev.istio.trust import CACERTS_SECRET, ROOT_CERT, ROOT_CONFIGMAP, MeshTrust, fingerprint
 from multirev.istio.versions import KubeVersion
@@ -55,7 +51,7 @@ from multirev.observe import istiod_logs, published_roots, workload_pods
 from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 from multirev.waits import Observation, wait_for
-from tests.local.conftest import PROFILE, local_versions, nothing_left, require
+from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 
 CLIENT = "workloads/mesh-client.yaml"
 
@@ -64,10 +60,7 @@ CLIENT = "workloads/mesh-client.yaml"
 def real_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSetup]:
     require(local_versions())
     work = tmp_path_factory.mktemp("real-faults")
-    runner = RecordingRunner(SubprocessRunner(), Transcript(work / "transcript.jsonl"), "local")
-    backend = LocalBackend(runner, WallClock(), LocalOptions(
-        run_id="faults", worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), istio_versions=local_versions(),
-        bin_cache=build.default_bin_cache(), work_dir=work))
+    backend = local_backend(work, "faults")
     backend.preflight()
     try:
         cluster = backend.start()

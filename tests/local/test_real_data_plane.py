@@ -15,13 +15,11 @@ from collections.abc import Iterator
 import pytest
 
 from fixtures.mesh import MeshSetup, build_mesh
-from multirev.backends.local import build
-from multirev.backends.local.backend import LocalBackend, LocalOptions
+from multirev.backends.local.backend import LocalBackend
 from multirev.backends.local.pins import KUBERNETES
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.gateway import check_productpage
-from multirev.clock import WallClock
-from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
+from multirev.commands import Transcript
 from multirev.istio import operator
 from multirev.istio.trust import CACERTS_SECRET, MeshTrust
 from multirev.istio.versions import KubeVersion
@@ -35,7 +33,7 @@ from multirev.waits import Observation, wait_for, wait_problem
 from suites import test_canary_upgrade as canary_upgrade
 from suites.conftest import BOOKINFO, CLIENT
 from suites.scenario import apply_and_await_push, wait_rolled_out, wait_until_served
-from tests.local.conftest import PROFILE, local_versions, nothing_left, require
+from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 from tests.local.test_real_cluster import _restart_istiod_with
 
 REVIEWS_PATH = "/api/v1/products/0/reviews"
@@ -47,12 +45,8 @@ RUN_ID = "dataplane"
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSetup]:
     require(local_versions())
     work = tmp_path_factory.mktemp("real-data-plane")
-    runner = RecordingRunner(SubprocessRunner(), Transcript(work / "transcript.jsonl"), "local")
     plan = MeshPlan(load_profile(PROFILE), RUN_ID)
-    backend = LocalBackend(runner, WallClock(), LocalOptions(
-        run_id=RUN_ID, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), istio_versions=local_versions(),
-        bin_cache=build.default_bin_cache(), work_dir=work,
-        gateway_services={p.role: (p.plane.namespace, p.gateway_name) for p in plan.planes}))
+    backend = local_backend(work, RUN_ID, plan)
     backend.preflight()
     if backend.data_plane_missing:
         if os.environ.get("CI"):
