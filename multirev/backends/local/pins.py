@@ -83,7 +83,7 @@ ISTIO: dict[str, IstioPin] = {
     "1.18.5": IstioPin(
         "1.18.5", ModulePin("istio.io/istio", "v0.0.0-20231011021742-2dddcc9c9238", "", "istio@1.18.5: go.mod"),
         "2dddcc9c9238", "1.18.5", "docker.io/istio", (), _LEGACY_VERSION_PKG, served_here=False,
-        notes=["the checksum database has no record of it: sum.golang.org lookup answers 404 Not Found"],
+        notes=["the checksum database has no record of it: its lookup answers 404 Not Found"],
     ),
     # Untagged release-branch commits the module proxy serves here. Upstream names such a build
     # `<VERSION file>-dev` (istio@1.30.3:Makefile.core.mk), and so does this suite. Only 1.31-dev's whole
