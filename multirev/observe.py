@@ -26,9 +26,13 @@ def istiod_ref(plane: ControlPlane) -> str:
     return f"istiod {plane.namespace}/{facts.istiod_name(plane.revision)}"
 
 
-def workload_pods(cluster: Cluster, namespace: str) -> list[Obj]:
-    """Pods of the namespace's workloads (everything with an `app` label)."""
-    return [p for p in cluster.list(kinds.POD, namespace) if (p["metadata"].get("labels") or {}).get("app")]
+def workload_pods(cluster: Cluster, namespace: str, labels: dict[str, str] | None = None) -> list[Obj]:
+    """Pods of the namespace's workloads (everything with an `app` label, or with `labels`) that are not shutting
+    down. A terminating pod (deletionTimestamp set) is still listed for its grace period, 30 s by default, while
+    its Deployment already leaves it out of its counts (kubernetes@v1.35.4 pkg/controller/controller_utils.go
+    IsPodActive): judging it would report the revision it is being moved away from."""
+    return [p for p in cluster.list(kinds.POD, namespace, labels=labels)
+            if (p["metadata"].get("labels") or {}).get("app") and not p["metadata"].get("deletionTimestamp")]
 
 
 def published_roots(cluster: Cluster, plan: MeshPlan) -> list[PublishedRoot]:

@@ -12,6 +12,7 @@ from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, name_of, ref
+from multirev.observe import workload_pods
 from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
 from multirev.traffic import gateway_get
@@ -175,8 +176,7 @@ def injected_after_uninstall_problems(mesh: MeshSetup) -> list[str]:
         state = NamespaceState(
             namespace=cluster.get(kinds.NAMESPACE, app),
             deployments=[deploy] if deploy else [],
-            pods=[p for p in cluster.list(kinds.POD, app, labels={"app": AFTER_UNINSTALL_APP})
-                  if not p["metadata"].get("deletionTimestamp")],
+            pods=workload_pods(cluster, app, labels={"app": AFTER_UNINSTALL_APP}),
             wait_problem=waited)
         # Only the pods are judged here: the namespace's labels are the injection test's verdict.
         problems = check_pods(plane, app, state, judge_labels=False)
