@@ -45,15 +45,17 @@ def apply_and_await_push(mesh: MeshSetup, role: str, manifest: str, key: str) ->
     mesh.cluster.clock.sleep(SETTLE)
 
 
-def discovery_problems(mesh: MeshSetup, role: str, namespace: str) -> list[str]:
-    """Ask the plane's istioctl for each pod's bootstrap and compare its discovery address."""
+def discovery_problems(mesh: MeshSetup, role: str, namespace: str, *, await_rollout: bool = True) -> list[str]:
+    """Ask the plane's istioctl for each pod's bootstrap and compare its discovery address. Set-up does not wait
+    for workloads, and a proxy that has not started has no bootstrap yet: so first wait (bounded) for the
+    namespace's Deployments, unless the caller just did."""
     plane = mesh.plan.plane(role).plane
     expected = facts.discovery_address(plane.revision, plane.namespace)
-    # Set-up does not wait for workloads; a proxy that has not started has no bootstrap to ask for yet.
-    waits = [wait_rolled_out(mesh, namespace, d["metadata"]["name"])
-             for d in mesh.cluster.list(kinds.DEPLOYMENT, namespace)]
-    if any(waits):
-        return [w for w in waits if w]
+    if await_rollout:
+        waits = [wait_rolled_out(mesh, namespace, d["metadata"]["name"])
+                 for d in mesh.cluster.list(kinds.DEPLOYMENT, namespace)]
+        if any(waits):
+            return [w for w in waits if w]
     pods = workload_pods(mesh.cluster, namespace)
     if not pods:
         return [f"no workload pods in {namespace} to ask"]

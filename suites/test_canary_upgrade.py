@@ -74,7 +74,7 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
         problems += check_pod(target.plane, namespace, pod)
     if not mesh.backend.data_plane_missing:
         problems += check_tally(f"moving {namespace} to revision {target.plane.revision}", tally)
-        problems += discovery_problems(mesh, target.role, namespace)
+        problems += discovery_problems(mesh, target.role, namespace, await_rollout=False)  # awaited above
     return problems
 
 
