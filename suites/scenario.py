@@ -51,11 +51,8 @@ def discovery_problems(mesh: MeshSetup, role: str, namespace: str, *, await_roll
     namespace's Deployments, unless the caller just did."""
     plane = mesh.plan.plane(role).plane
     expected = facts.discovery_address(plane.revision, plane.namespace)
-    if await_rollout:
-        waits = [wait_rolled_out(mesh, namespace, d["metadata"]["name"])
-                 for d in mesh.cluster.list(kinds.DEPLOYMENT, namespace)]
-        if any(waits):
-            return [w for w in waits if w]
+    if await_rollout and (waited := wait_namespace_rolled_out(mesh, namespace)):
+        return [waited]
     pods = workload_pods(mesh.cluster, namespace)
     if not pods:
         return [f"no workload pods in {namespace} to ask"]
@@ -88,6 +85,17 @@ def wait_rolled_out(mesh: MeshSetup, namespace: str, deployment: str, timeout: f
         return Observation(*rollout_state(deploy))
 
     return wait_problem(f"rollout of Deployment {namespace}/{deployment}", rolled_out, clock=mesh.cluster.clock,
+                        timeout=timeout, interval=2)
+
+
+def wait_namespace_rolled_out(mesh: MeshSetup, namespace: str, timeout: float = READY_TIMEOUT) -> str | None:
+    """One bounded wait until every Deployment of the namespace is rolled out (see rollout_state)."""
+    def rolled_out() -> Observation[None]:
+        pending = [state for done, _, state in map(rollout_state, mesh.cluster.list(kinds.DEPLOYMENT, namespace))
+                   if not done]
+        return Observation(not pending, None, "; ".join(pending) or "all rolled out")
+
+    return wait_problem(f"the Deployments of {namespace} to roll out", rolled_out, clock=mesh.cluster.clock,
                         timeout=timeout, interval=2)
 
 

@@ -32,7 +32,7 @@ from multirev.traffic import gateway_get, mesh_get, reviews_version
 from multirev.waits import Observation, wait_for, wait_problem
 from suites import test_canary_upgrade as canary_upgrade
 from suites.conftest import BOOKINFO, CLIENT
-from suites.scenario import apply_and_await_push, wait_rolled_out, wait_until_served
+from suites.scenario import apply_and_await_push, wait_namespace_rolled_out, wait_rolled_out, wait_until_served
 from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 from tests.local.test_real_cluster import _restart_istiod_with
 
@@ -56,9 +56,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSetup]:
         cluster = backend.start()
         setup = build_mesh(plan, backend, cluster, work, {*BOOKINFO, *CLIENT})
         for role in ("stable", "canary"):
-            app = setup.plan.plane(role).plane.app_namespaces[0]
-            for deploy in cluster.list(kinds.DEPLOYMENT, app):
-                assert wait_rolled_out(setup, app, deploy["metadata"]["name"]) is None
+            assert wait_namespace_rolled_out(setup, setup.plan.plane(role).plane.app_namespaces[0]) is None
         yield setup
     finally:
         backend.stop()
