@@ -32,7 +32,8 @@ NAME_PREFIX = "multirev-"
 OWNERS = Path("/run/multirev")
 
 
-def _ip(*args: str) -> None:
+def ip_command(*args: str) -> None:
+    """`ip <args>`; a failure is one line naming the command and iproute2's words."""
     proc = subprocess.run(["ip", *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise EnvironmentProblem(f"`ip {' '.join(args)}` failed: {proc.stderr.strip() or proc.returncode}")
@@ -52,7 +53,7 @@ class NetworkNamespace:
             raise EnvironmentProblem("the local backend creates a network namespace and must run as root")
 
     def create(self) -> None:
-        _ip("netns", "add", self.name)
+        ip_command("netns", "add", self.name)
         self.created = True
         self._check_created()
         etc = NETNS_ETC / self.name
@@ -61,9 +62,9 @@ class NetworkNamespace:
         # lookup it might make goes to loopback inside the namespace, where nothing answers.
         (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         (etc / "hosts").write_text("127.0.0.1 localhost\n")
-        _ip("-n", self.name, "link", "set", "lo", "up")
+        ip_command("-n", self.name, "link", "set", "lo", "up")
         for cidr in self.local_ranges:
-            _ip("-n", self.name, "route", "add", "local", cidr, "dev", "lo")
+            ip_command("-n", self.name, "route", "add", "local", cidr, "dev", "lo")
 
     def _check_created(self) -> None:
         if not (NETNS_DIR / self.name).exists():
@@ -76,11 +77,11 @@ class NetworkNamespace:
     def delete(self) -> None:
         # Pod namespaces of this run (pods/network.py names them `<name>-p<N>`), also those a killed run left.
         for pod in sorted(NETNS_DIR.glob(f"{self.name}-p*")) if NETNS_DIR.is_dir() else []:
-            _ip("netns", "delete", pod.name)
+            ip_command("netns", "delete", pod.name)
         for etc in NETNS_ETC.glob(f"{self.name}-p*") if NETNS_ETC.is_dir() else []:
             shutil.rmtree(etc, ignore_errors=True)
         if (NETNS_DIR / self.name).exists():
-            _ip("netns", "delete", self.name)
+            ip_command("netns", "delete", self.name)
         shutil.rmtree(NETNS_ETC / self.name, ignore_errors=True)
         (OWNERS / f"{self.name}.json").unlink(missing_ok=True)
         self.created = False

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from multirev.backends.local.netns import NETNS_DIR, NETNS_ETC
+from multirev.backends.local.netns import NETNS_DIR, NETNS_ETC, ip_command
 from multirev.errors import EnvironmentProblem
 
 BRIDGE = "mrbr0"
@@ -27,12 +27,6 @@ CLUSTER_DOMAIN = "cluster.local"
 # kubelet's resolv.conf for ClusterFirst pods (pkg/kubelet/network/dns/dns.go@v1.35.4): the cluster DNS
 # Service, the namespace's search list, ndots:5.
 CLUSTER_DNS_IP = "10.96.0.10"
-
-
-def _ip(*args: str) -> None:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise EnvironmentProblem(f"`ip {' '.join(args)}` failed: {proc.stderr.strip() or proc.returncode}")
 
 
 def _sysctl(netns: str, key: str, value: str) -> None:
@@ -66,9 +60,9 @@ class PodNetwork:
         r = self.run_netns
         # A fixed MAC: a bridge without one takes the lowest of its ports' and changes it as pods come and go,
         # and pods still sending to the old one lose their next hop (seen: a gateway unreachable for minutes).
-        _ip("-n", r, "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge")
-        _ip("-n", r, "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE)
-        _ip("-n", r, "link", "set", BRIDGE, "up")
+        ip_command("-n", r, "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge")
+        ip_command("-n", r, "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", BRIDGE)
+        ip_command("-n", r, "link", "set", BRIDGE, "up")
         _sysctl(r, "net.ipv4.ip_forward", "1")
         # Pods and their next hop share the bridge: no ICMP redirects telling a pod to go direct.
         _sysctl(r, "net.ipv4.conf.all.send_redirects", "0")
@@ -89,15 +83,15 @@ class PodNetwork:
         (etc / "resolv.conf").write_text(f"search {search}\nnameserver {CLUSTER_DNS_IP}\noptions ndots:5\n")
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n{ip} {hosts}\n" if hosts else "127.0.0.1 localhost\n")
         r, p = self.run_netns, pod.name
-        _ip("netns", "add", p)
-        _ip("-n", r, "link", "add", pod.veth, "type", "veth", "peer", "name", "eth0", "netns", p)
-        _ip("-n", r, "link", "set", pod.veth, "master", BRIDGE, "up")
-        _ip("-n", p, "addr", "add", f"{ip}/32", "dev", "eth0")
-        _ip("-n", p, "link", "set", "lo", "up")
-        _ip("-n", p, "link", "set", "eth0", "up")
-        _ip("-n", p, "route", "add", BRIDGE_ADDRESS, "dev", "eth0", "scope", "link")
-        _ip("-n", p, "route", "add", "default", "via", BRIDGE_ADDRESS, "dev", "eth0")
-        _ip("-n", r, "route", "add", f"{ip}/32", "dev", BRIDGE, "table", "local")
+        ip_command("netns", "add", p)
+        ip_command("-n", r, "link", "add", pod.veth, "type", "veth", "peer", "name", "eth0", "netns", p)
+        ip_command("-n", r, "link", "set", pod.veth, "master", BRIDGE, "up")
+        ip_command("-n", p, "addr", "add", f"{ip}/32", "dev", "eth0")
+        ip_command("-n", p, "link", "set", "lo", "up")
+        ip_command("-n", p, "link", "set", "eth0", "up")
+        ip_command("-n", p, "route", "add", BRIDGE_ADDRESS, "dev", "eth0", "scope", "link")
+        ip_command("-n", p, "route", "add", "default", "via", BRIDGE_ADDRESS, "dev", "eth0")
+        ip_command("-n", r, "route", "add", f"{ip}/32", "dev", BRIDGE, "table", "local")
         return pod
 
     def remove(self, ip: str) -> None:
@@ -110,7 +104,7 @@ class PodNetwork:
                      ("-n", self.run_netns, "link", "del", pod.veth), ("netns", "delete", pod.name)):
             try:
                 if args[0] != "netns" or (NETNS_DIR / pod.name).exists():
-                    _ip(*args)
+                    ip_command(*args)
             except EnvironmentProblem as exc:
                 errors.append(str(exc))
         shutil.rmtree(NETNS_ETC / pod.name, ignore_errors=True)
