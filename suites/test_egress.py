@@ -13,7 +13,7 @@ from multirev.plan import EGRESS_EXTERNAL_NAMESPACE
 from multirev.traffic import mesh_get
 from multirev.waits import Observation, wait_problem
 from suites.conftest import CLIENT, assert_no_problems
-from suites.scenario import READY_TIMEOUT, apply_and_await_push
+from suites.scenario import READY_TIMEOUT, apply_and_await_push, wait_namespace_rolled_out
 
 EXTERNAL_HOST = "external.multirev.invalid"  # exists only in the ServiceEntry
 EXTERNAL_NAMESPACE = EGRESS_EXTERNAL_NAMESPACE
@@ -47,8 +47,10 @@ def test_egress_through_egress_gateway(mesh: MeshSetup, role: str) -> None:
     plane = mesh.plan.plane(role).plane
     namespace = plane.app_namespaces[0]
     mesh.apply("egress/external-service.yaml", role, EXTERNAL_NAMESPACE)
-    apply_and_await_push(mesh, role, "egress/egress-via-gateway.yaml",
-                         f"VirtualService/{namespace}/external-via-egress")
+    # Its endpoints settle first, so that their pushes do not lead the egress config's batch.
+    if waited := wait_namespace_rolled_out(mesh, EXTERNAL_NAMESPACE):
+        assert_no_problems([waited], f"egress ({role})")
+    apply_and_await_push(mesh, role, "egress/egress-via-gateway.yaml")
     probe_path = f"/egress-probe-{mesh.plan.run_id}-{role}"
     url = f"http://{EXTERNAL_HOST}{probe_path}"
 

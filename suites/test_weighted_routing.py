@@ -34,8 +34,7 @@ def test_reviews_weighted_split(mesh: MeshSetup, role: str, split: str,
     zero-weight subsets must get exactly zero, no retries); the requests it used are recorded."""
     manifest, expected = SPLITS[split]
     wait_until_served(mesh, role, REVIEWS_PATH, "bookinfo.example")
-    namespace = mesh.plan.plane(role).plane.app_namespaces[0]
-    apply_and_await_push(mesh, role, manifest, f"VirtualService/{namespace}/reviews")
+    apply_and_await_push(mesh, role, manifest)
     problems: list[str] = []
 
     def draw(n: int) -> Iterator[str | None]:

@@ -54,9 +54,24 @@ def probe_config(kind: str, name: str, namespace: str, labels: dict[str, str]) -
         f"{kind}/{namespace}/{name}"
 
 
+def config_keys(obj: Obj) -> list[str]:
+    """The config keys a change of `obj` pushes: `Kind/namespace/name`, but one `ServiceEntry/namespace/<host>`
+    per host of a ServiceEntry (both cited above)."""
+    namespace = obj["metadata"].get("namespace", "")
+    if obj["kind"] == "ServiceEntry":
+        return [f"ServiceEntry/{namespace}/{host}" for host in (obj.get("spec") or {}).get("hosts") or []]
+    return [f"{obj['kind']}/{namespace}/{obj['metadata']['name']}"]
+
+
 def push_lines(logs: str, key: str) -> list[str]:
+    return pushes_naming_any(logs, [key])
+
+
+def pushes_naming_any(logs: str, keys: list[str]) -> list[str]:
+    """Push lines that name one of `keys`. Several objects applied together are debounced into one push whose
+    line names one of them, whichever came first, so a wait for a batch waits for any of its keys."""
     return [line for line in logs.splitlines() if "Push debounce stable[" in line
-            and (f"for config {key}:" in line or f"for config {key} and " in line)]
+            and any(f"for config {key}:" in line or f"for config {key} and " in line for key in keys)]
 
 
 def check_push_isolation(key: str, own: str, own_logs: str, other: str, other_logs: str) -> list[str]:

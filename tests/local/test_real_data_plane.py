@@ -96,7 +96,7 @@ def _observe_traffic(mesh: MeshSetup) -> dict[str, object]:
         unrouted = gateway_get(mesh.cluster, mesh.endpoint(role), "/productpage", "unrouted.invalid")
         seen[f"{role} gateway unrouted host"] = unrouted.status
         app = mesh.plan.plane(role).plane.app_namespaces[0]
-        apply_and_await_push(mesh, role, "routing/reviews-v1.yaml", f"VirtualService/{app}/reviews")
+        apply_and_await_push(mesh, role, "routing/reviews-v1.yaml")
         versions = {reviews_version(gateway_get(mesh.cluster, mesh.endpoint(role), REVIEWS_PATH, "bookinfo.example"))
                     for _ in range(20)}
         seen[f"{role} gateway reviews with all-to-v1"] = sorted(str(v) for v in versions)
@@ -104,7 +104,8 @@ def _observe_traffic(mesh: MeshSetup) -> dict[str, object]:
         seen[f"{role} client -> productpage"] = (inside.status, "Simple Bookstore App" in inside.body)
     app = mesh.plan.plane("stable").plane.app_namespaces[0]
     mesh.apply("egress/external-service.yaml", "stable", EGRESS_EXTERNAL_NAMESPACE)
-    apply_and_await_push(mesh, "stable", "egress/egress-via-gateway.yaml", f"VirtualService/{app}/external-via-egress")
+    assert wait_namespace_rolled_out(mesh, EGRESS_EXTERNAL_NAMESPACE) is None
+    apply_and_await_push(mesh, "stable", "egress/egress-via-gateway.yaml")
 
     def egress() -> Observation[int]:
         response = mesh_get(mesh.cluster, app, f"http://{EXTERNAL_HOST}/compare-probe")
@@ -151,9 +152,8 @@ def _apply_modified(mesh: MeshSetup, role: str, manifest: str, change) -> list[d
 def test_weights_ten_points_off_fail_the_routing_check(mesh: MeshSetup) -> None:
     """The reviews VirtualService routes 60/10/30 where 50/10/40 is certified: the sequential test fails."""
     role = "stable"
-    app = mesh.plan.plane(role).plane.app_namespaces[0]
     assert wait_until_served(mesh, role, REVIEWS_PATH, "bookinfo.example") is None
-    apply_and_await_push(mesh, role, "routing/reviews-50-10-40.yaml", f"VirtualService/{app}/reviews")
+    apply_and_await_push(mesh, role, "routing/reviews-50-10-40.yaml")
 
     def skew(obj: dict) -> None:
         weights = [60, 10, 30]
@@ -172,7 +172,7 @@ def test_subset_selecting_the_wrong_version_fails_all_to_v1(mesh: MeshSetup) -> 
     role = "canary"
     app = mesh.plan.plane(role).plane.app_namespaces[0]
     assert wait_until_served(mesh, role, REVIEWS_PATH, "bookinfo.example") is None
-    apply_and_await_push(mesh, role, "routing/reviews-v1.yaml", f"VirtualService/{app}/reviews")
+    apply_and_await_push(mesh, role, "routing/reviews-v1.yaml")
     rule = mesh.cluster.get(kinds.DESTINATION_RULE, "reviews", app)
     assert rule is not None
     wrong = copy.deepcopy(rule)
@@ -198,7 +198,8 @@ def test_a_missing_service_entry_under_registry_only_fails_egress(mesh: MeshSetu
     role = "stable"
     app = mesh.plan.plane(role).plane.app_namespaces[0]
     mesh.apply("egress/external-service.yaml", role, EGRESS_EXTERNAL_NAMESPACE)
-    apply_and_await_push(mesh, role, "egress/egress-via-gateway.yaml", f"VirtualService/{app}/external-via-egress")
+    assert wait_namespace_rolled_out(mesh, EGRESS_EXTERNAL_NAMESPACE) is None
+    apply_and_await_push(mesh, role, "egress/egress-via-gateway.yaml")
     url = f"http://{EXTERNAL_HOST}/registry-only-probe"
 
     def answers(expect_ok: bool) -> Observation[str]:
@@ -258,6 +259,7 @@ def test_dns_capture_off_fails_egress(mesh: MeshSetup) -> None:
     plane = mesh.plan.plane(role)
     app = plane.plane.app_namespaces[0]
     mesh.apply("egress/external-service.yaml", role, EGRESS_EXTERNAL_NAMESPACE)
+    assert wait_namespace_rolled_out(mesh, EGRESS_EXTERNAL_NAMESPACE) is None
     mesh.apply("egress/egress-via-gateway.yaml", role, app)
     url = f"http://{EXTERNAL_HOST}/dns-capture-probe"
 

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,11 +139,17 @@ class Forwarder:
     end to end between the client and the API server). With `resolve`, each connection goes to the address it
     names at that moment (a gateway pod, which a rollout may replace), or is closed when it names none."""
 
+    # How long a resolved target is reused: resolving asks the API server twice, which cost more than the
+    # request itself when every request opened a connection. A failed connection resolves afresh.
+    RESOLVED_FOR = 2.0
+
     def __init__(self, netns: str, target_port: int,
                  resolve: Callable[[], tuple[str, int] | None] | None = None) -> None:
         self.netns = netns
         self.target_port = target_port
         self.resolve = resolve or (lambda: ("127.0.0.1", target_port))
+        self._resolved: tuple[float, tuple[str, int]] | None = None
+        self._resolve_lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self._stop = threading.Event()
@@ -165,17 +172,57 @@ class Forwarder:
             thread = threading.Thread(target=self._pump, args=(client,), name="local-forwarder-conn", daemon=True)
             thread.start()
 
-    def _pump(self, client: socket.socket) -> None:
-        try:
-            target = self.resolve()  # before entering: it may ask the API server through the host's loopback
+    def _target(self, fresh: bool) -> tuple[str, int] | None:
+        with self._resolve_lock:
+            now = time.monotonic()
+            if fresh or self._resolved is None or now - self._resolved[0] > self.RESOLVED_FOR:
+                target = self.resolve()
+                self._resolved = (now, target) if target is not None else None
+                return target
+            return self._resolved[1]
+
+    def _connect(self) -> socket.socket:
+        """A connection to the target, from inside the namespace; a cached target that refuses is resolved
+        again once (the pod it named may be gone)."""
+        for fresh in (False, True):
+            target = self._target(fresh)  # on the host: it may ask the API server through its loopback
             if target is None:
                 raise ConnectionRefusedError("no target")
-            enter_netns(self.netns)
-            upstream = socket.create_connection(target, timeout=10)
+            try:
+                return self._open_inside(target)
+            except OSError:
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _open_inside(self, target: tuple[str, int]) -> socket.socket:
+        """Connect from a short-lived thread that enters the namespace (entering moves only the calling thread,
+        and a socket keeps the namespace it was made in), so that this thread can still resolve on the host."""
+        result: list[socket.socket | OSError] = [ConnectionRefusedError(f"connecting to {target} timed out")]
+
+        def connect() -> None:
+            try:
+                enter_netns(self.netns)
+                result[0] = socket.create_connection(target, timeout=10)
+            except OSError as exc:
+                result[0] = exc
+
+        thread = threading.Thread(target=connect, name="local-forwarder-connect", daemon=True)
+        thread.start()
+        thread.join(15)
+        if isinstance(result[0], OSError):
+            raise result[0]
+        return result[0]
+
+    def _pump(self, client: socket.socket) -> None:
+        try:
+            upstream = self._connect()
         except OSError:
             client.close()
             return
         upstream.settimeout(None)
+        for sock in (client, upstream):  # pass small writes on at once, as a NodePort's kernel path would
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pair = {client: upstream, upstream: client}
         with selectors.DefaultSelector() as sel:
             for sock in pair:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from multirev.backends.simulated.cluster import SimulatedCluster
+from multirev.checks.xds import config_keys
 from multirev.istio import facts, trust
 from multirev.istio.capabilities import supports
 from multirev.istio.versions import IstioVersion, KubeVersion
@@ -425,19 +426,10 @@ class MeshModel:
         ns_labels = labels_of(namespace) if namespace else {}
         return any(matches_selector(ns_labels, selector) for selector in selectors)
 
-    @staticmethod
-    def config_keys(obj: Obj) -> list[str]:
-        """The config keys a change of `obj` pushes: `Kind/namespace/name`, but one `ServiceEntry/namespace/<host>` per
-        host of a ServiceEntry (multirev/checks/xds.py cites both)."""
-        namespace = obj["metadata"].get("namespace", "")
-        if obj["kind"] == "ServiceEntry":
-            return [f"ServiceEntry/{namespace}/{host}" for host in (obj.get("spec") or {}).get("hosts") or []]
-        return [f"{obj['kind']}/{namespace}/{obj['metadata']['name']}"]
-
     def on_config_change(self, obj: Obj) -> None:
         """Each istiod that sees the object debounces and pushes, logging the first config key only
         (istio@1.30.3:pilot/pkg/xds/discovery.go, same at 1.18.5); changes at one instant share a push."""
-        for key in self.config_keys(obj):
+        for key in config_keys(obj):
             seeing = [r.name for r in self.revisions.values() if self.sees(r, obj)]
             seeing = self.cluster.hooks.apply("push_targets", seeing, key=key, revisions=list(self.revisions))
             self._push(key, seeing)
