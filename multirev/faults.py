@@ -17,6 +17,7 @@ Writing a fault in a plugin file (load it with ``--sim-fault-plugin PATH``)::
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,24 @@ def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
             entry["clientConfig"]["service"]["namespace"] = wrong
         return webhook
     hooks.add("tag_webhook", point_elsewhere)
+
+
+@fault("tag-webhook-left-behind",
+       "A second MutatingWebhookConfiguration for the canary tag, as `istioctl tag set --overwrite` with another -i "
+       "leaves the first one behind (its name carries the -i namespace); both call the revision's own istiod.",
+       must_fail=[WEBHOOKS])
+def _tag_webhook_left_behind(hooks: Hooks) -> None:
+    def leave_one_behind(objects: list, *, install_order: int, **_: Any) -> list:
+        if install_order != 2:
+            return objects
+        copies = []
+        for obj in objects:
+            if obj["kind"] == "MutatingWebhookConfiguration":
+                old = copy.deepcopy(obj)
+                old["metadata"]["name"] = f"{obj['metadata']['name']}-before-overwrite"
+                copies.append(old)
+        return [*objects, *copies]
+    hooks.add("tag_objects", leave_one_behind)
 
 
 @fault("injection-label-conflict",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fixtures.mesh import MeshSetup
 from multirev import attach
 from multirev.checks.webhooks import (
+    check_one_webhook_per_tag,
     check_webhook_revisions,
     check_webhook_services,
     is_istio_webhook_configuration,
@@ -28,13 +29,15 @@ def test_injector_webhooks_point_at_existing_services(mesh: MeshSetup) -> None:
     """Certifies that every Istio MutatingWebhookConfiguration (each revision's injector and each tag's
     webhook, all labelled app=sidecar-injector) calls a Service that exists. A tag set without
     `-i <namespace>` points at istio-system while istiod runs elsewhere, and every pod creation under
-    that tag then fails; the message names the webhook, the missing Service and the fix."""
+    that tag then fails; the message names the webhook, the missing Service and the fix. Each tag has one such
+    webhook: `tag set --overwrite` with another `-i` leaves the old one behind, named here with its tag."""
     cluster = mesh.cluster
     webhooks = cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
     services = cluster.list(kinds.SERVICE)
     assert webhooks, "no MutatingWebhookConfiguration labelled app=sidecar-injector exists"
     attach.text("webhook service references", _references(webhooks))
-    assert_no_problems(check_webhook_services(webhooks, services), "injector webhooks")
+    assert_no_problems(check_webhook_services(webhooks, services) + check_one_webhook_per_tag(webhooks),
+                       "injector webhooks")
 
 
 @conformance(feature="webhooks", canary=True)

@@ -38,6 +38,20 @@ def check_webhook_services(webhooks: list[Obj], services: list[Obj]) -> list[str
     return problems
 
 
+def check_one_webhook_per_tag(webhooks: list[Obj]) -> list[str]:
+    """A tag's webhook is named after the `-i` namespace (istio@1.30.3:manifests/charts/istio-control/
+    istio-discovery/templates/revision-tags-mwc.yaml), so `tag set --overwrite` with another `-i` writes a second
+    one and leaves the first (and its tag Service) behind: pods under the tag then pass two injectors."""
+    by_tag: dict[str, list[str]] = {}
+    for config in webhooks:
+        tag = labels_of(config).get(facts.TAG_LABEL)
+        if tag:
+            by_tag.setdefault(tag, []).append(name_of(config))
+    return [f"tag {tag} has {len(names)} MutatingWebhookConfigurations ({', '.join(sorted(names))}); an earlier "
+            f"`istioctl tag set {tag}` with another -i left one behind; fix: istioctl tag remove {tag} -i <that "
+            f"namespace>, then tag set again" for tag, names in sorted(by_tag.items()) if len(names) > 1]
+
+
 def istiod_namespaces(deployments: list[Obj]) -> dict[str, list[str]]:
     """Revision (the istio.io/rev label) -> namespaces where that revision's istiod Deployment runs. The chart names
     the Deployment as the webhooks' Service and labels it app=istiod and istio.io/rev (istio@1.30.3 and 1.18.5:

@@ -143,7 +143,7 @@ def build_release_mirror(mirror: Path, versions: Iterable[str]) -> Path:
         folder = mirror / version
         folder.mkdir(parents=True, exist_ok=True)
         istioctl = build.istio_recipe(ISTIO[version]).folder(cache) / "istioctl"
-        samples = build.module_source(ISTIO[version].pin) / "samples"
+        samples = build.istio_recipe(ISTIO[version]).source(cache) / "samples"
         top = f"istio-{version}"
         archive = folder / name
         # compresslevel 1: the archive is read once, by the suite, on this machine.

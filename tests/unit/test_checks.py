@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from multirev.checks.control_plane import ControlPlaneState, KeptPlaneState, check_kept_plane
-from multirev.checks.webhooks import check_webhook_revisions, is_istio_webhook_configuration, istiod_namespaces
+from multirev.checks.webhooks import (
+    check_one_webhook_per_tag,
+    check_webhook_revisions,
+    is_istio_webhook_configuration,
+    istiod_namespaces,
+)
 from multirev.checks.xds import PROBE_KINDS, probe_config, push_lines
 from multirev.istio.versions import IstioVersion
 from multirev.profile import ControlPlane
@@ -99,3 +104,15 @@ def test_probe_keys_and_push_lines_match_exactly() -> None:
     logs = ("info\tads\tPush debounce stable[3] 1 for config VirtualService/ns/p-2: 100ms since last change\n"
             "info\tads\tPush debounce stable[4] 2 for config VirtualService/ns/p and 1 more configs: 100ms\n")
     assert len(push_lines(logs, "VirtualService/ns/p")) == 1
+
+
+def test_a_tag_with_two_webhooks_is_named_with_both() -> None:
+    """`tag set --overwrite` with another -i leaves the first webhook behind (issue 16, "Also")."""
+    def webhook(name: str, tag: str) -> dict:
+        return {"metadata": {"name": name, "labels": {"istio.io/tag": tag}}}
+
+    problems = check_one_webhook_per_tag([webhook("istio-revision-tag-prod-istio-a", "prod"),
+                                          webhook("istio-revision-tag-prod-istio-b", "prod"),
+                                          webhook("istio-revision-tag-dev", "dev")])
+    assert len(problems) == 1
+    assert "istio-revision-tag-prod-istio-a, istio-revision-tag-prod-istio-b" in problems[0]

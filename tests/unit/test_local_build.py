@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from multirev.backends.local import build
+from multirev.backends.local.backend import LocalBackend, LocalOptions
 from multirev.backends.local.pins import ISTIO, KUBERNETES
+from multirev.clock import WallClock
+from multirev.commands import SubprocessRunner
 from multirev.errors import EnvironmentProblem, UsageError
 from multirev.istio.versions import IstioVersion
 
@@ -115,3 +120,47 @@ def test_binary_names_follow_the_go_command() -> None:
     assert build.go_binary_name("go.etcd.io/etcd/server/v3") == "server"
     assert build.go_binary_name("k8s.io/kubernetes/cmd/kube-apiserver") == "kube-apiserver"
     assert build.go_binary_name("example.com/v2tool") == "v2tool"
+
+
+def _module(tmp_path: Path) -> Path:
+    module = tmp_path / "module"
+    (module / "samples/bookinfo/platform/kube").mkdir(parents=True)
+    (module / "samples/bookinfo/platform/kube/bookinfo.yaml").write_text("kind: Service\n")
+    (module / "tools/packaging/common").mkdir(parents=True)
+    (module / build.ISTIO_BOOTSTRAP).write_text("{}\n")
+    for path in (module / "samples/bookinfo/platform/kube/bookinfo.yaml", module / build.ISTIO_BOOTSTRAP):
+        path.chmod(0o444)  # as the module cache keeps them
+    return module
+
+
+def test_what_a_run_reads_is_copied_out_of_the_module(tmp_path: Path) -> None:
+    """Samples and the bootstrap template sit next to the binaries (issue 16, "Also"): a machine whose module
+    cache was emptied still runs."""
+    recipe = build.istio_recipe(ISTIO["1.31-dev"])
+    build.copy_data(recipe, _module(tmp_path), recipe.source(tmp_path / "cache"))
+    assert build.has_data(recipe, tmp_path / "cache")
+    assert (recipe.source(tmp_path / "cache") / "samples/bookinfo/platform/kube/bookinfo.yaml").read_text()
+
+
+def test_a_folder_built_before_the_copy_gets_it_without_a_rebuild(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = build.istio_recipe(ISTIO["1.31-dev"])
+    cache = tmp_path / "cache"
+    recipe.folder(cache).mkdir(parents=True)
+    module = _module(tmp_path)
+    monkeypatch.setattr(build, "module_source", lambda pin: module)
+    build.ensure_data(recipe, cache)
+    assert build.has_data(recipe, cache)
+    monkeypatch.setattr(build, "module_source", lambda pin: pytest.fail("copied twice"))
+    build.ensure_data(recipe, cache)
+
+
+def test_a_run_reads_samples_and_stages_from_the_binary_cache_not_the_module_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "module_source", lambda pin: pytest.fail("a run must not need the module cache"))
+    options = LocalOptions(run_id="r", worker="main", istio_versions=["1.31-dev"], bin_cache=tmp_path,
+                           work_dir=tmp_path / "work")
+    backend = LocalBackend(SubprocessRunner(), WallClock(), options)
+    samples = backend.samples_dir(IstioVersion.parse("1.31-dev"))
+    assert samples == build.istio_recipe(ISTIO["1.31-dev"]).source(tmp_path) / "samples"
+    assert build.kwok_recipe().data == build.KWOK_STAGES

@@ -67,11 +67,6 @@ NO_ENVOY = "no Envoy on the local backend"
 GATEWAY_HTTP_PORT = "http2"  # the ingress gateway Service's HTTP port (manifests/istio/revision-iop.yaml)
 START_TIMEOUT = 120.0
 ISTIOD_READY = 180.0
-# kwok@v0.8.0: kustomize/stage/fast/kustomization.yaml — node/fast, node/heartbeat-with-lease, pod/fast.
-KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",
-               "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-               "kustomize/stage/pod/fast/pod-ready.yaml", "kustomize/stage/pod/fast/pod-complete.yaml",
-               "kustomize/stage/pod/fast/pod-delete.yaml")
 
 
 @dataclass
@@ -227,8 +222,9 @@ class LocalBackend(Backend):
 
     def _binaries(self) -> Binaries:
         kube = self.folders[f"kubernetes/{build.KUBERNETES.version}"]
-        kwok_source = build.module_source(KWOK)
-        stages = [kwok_source / stage for stage in KWOK_STAGES]
+        # kwok@v0.8.0: kustomize/stage/fast/kustomization.yaml — node/fast, node/heartbeat-with-lease, pod/fast;
+        # copied out of the module at build time.
+        stages = [build.kwok_recipe().source(self.options.bin_cache) / stage for stage in build.KWOK_STAGES]
         if not self.data_plane_missing:
             # Pods turn Ready when what runs behind them is (pods/kubelet.py), not when KWOK gives them an IP.
             assert self.temp is not None
@@ -298,7 +294,7 @@ class LocalBackend(Backend):
         self.dns.start()
         api = PodApi(lambda: cluster.list(kinds.POD), lambda kind, ns, name: cluster.get_named(kind, ns, name),
                      cluster.request_token, cluster.patch_pod_status)
-        bootstraps = {version: build.module_source(ISTIO[version].pin) / "tools/packaging/common/envoy_bootstrap.json"
+        bootstraps = {version: build.istio_recipe(ISTIO[version]).source(self.options.bin_cache) / build.ISTIO_BOOTSTRAP
                       for version in self.options.istio_versions}
         self.data_plane = DataPlane(api, self.supervisor, self.netns.name, self.temp / "pods", agents,
                                     bin_dir / "envoy", bootstraps, node=NODE_NAME,
@@ -432,7 +428,7 @@ class LocalBackend(Backend):
 
     def samples_dir(self, version: IstioVersion) -> Path:
         pin = ISTIO[str(version)]
-        return build.module_source(pin.pin) / "samples"
+        return build.istio_recipe(pin).source(self.options.bin_cache) / "samples"
 
     def istio_settings(self) -> dict[str, Any]:
         """What upstream Envoy needs of istiod (pods/envoy.py); nothing without a data plane."""

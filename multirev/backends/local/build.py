@@ -30,6 +30,7 @@ from multirev.errors import EnvironmentProblem, UsageError
 
 GO_MIN = (1, 26)  # kwok@v0.8.0 and istio release-1.31 declare `go 1.26.0` in go.mod
 BUILD_INFO = "BUILD-INFO.json"
+SOURCE_COPY = "source"  # a built folder's copy of the module files a run reads (Recipe.data)
 PROBE_GO_MOD = "module multirev.local/probe\n\ngo 1.26\n"
 FIXED_BUILD_DATE = "1970-01-01T00:00:00Z"  # reproducible builds; the version is what matters
 PROGRESS_EVERY = 15.0  # seconds between live progress lines of one build
@@ -55,9 +56,16 @@ class Recipe:
     ldflags: tuple[str, ...] = ()
     # Version for a sibling module the pin's go.mod replaces with a relative path and requires as v0.0.0.
     staging_version: str = ""
+    # Files and folders of the module's source a run reads (samples, stage files), copied next to the binaries
+    # at build time: a run then needs no Go module cache.
+    data: tuple[str, ...] = ()
 
     def folder(self, cache: Path) -> Path:
         return cache / self.component / self.version
+
+    def source(self, cache: Path) -> Path:
+        """Where the copied `data` lives, under the same relative paths as in the module."""
+        return self.folder(cache) / SOURCE_COPY
 
 
 def _x(package: str, values: dict[str, str]) -> tuple[str, ...]:
@@ -86,10 +94,21 @@ def etcd_recipe() -> Recipe:
     return Recipe("etcd", ETCD.version, ETCD, {"etcd": "go.etcd.io/etcd/server/v3"})
 
 
+# The stages KWOK runs with (kwok@v0.8.0: kustomize/stage/; it has none built in).
+KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",
+               "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+               "kustomize/stage/pod/fast/pod-ready.yaml", "kustomize/stage/pod/fast/pod-complete.yaml",
+               "kustomize/stage/pod/fast/pod-delete.yaml")
+# What a run reads from Istio's module: the samples (Bookinfo) and the proxy's bootstrap template, which
+# pilot-agent expects next to it (tools/packaging/common/envoy_bootstrap.json@1.30.3, copied into the proxy image).
+ISTIO_BOOTSTRAP = "tools/packaging/common/envoy_bootstrap.json"
+ISTIO_DATA = ("samples", ISTIO_BOOTSTRAP)
+
+
 def kwok_recipe() -> Recipe:
     # kwok@v0.8.0: pkg/consts/consts.go holds Version, set by its Makefile's ldflags.
     return Recipe("kwok", KWOK.version, KWOK, {"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
-                  ldflags=_x("sigs.k8s.io/kwok/pkg/consts", {"Version": KWOK.version}))
+                  ldflags=_x("sigs.k8s.io/kwok/pkg/consts", {"Version": KWOK.version}), data=KWOK_STAGES)
 
 
 def istio_recipe(pin: IstioPin) -> Recipe:
@@ -102,7 +121,7 @@ def istio_recipe(pin: IstioPin) -> Recipe:
          "pilot-discovery": "istio.io/istio/pilot/cmd/pilot-discovery",
          # The sidecar and gateway agent (and its istio-iptables), for the local backend's data plane.
          "pilot-agent": "istio.io/istio/pilot/cmd/pilot-agent"},
-        tags=pin.tags, ldflags=_x(pin.version_package, values),
+        tags=pin.tags, ldflags=_x(pin.version_package, values), data=ISTIO_DATA,
     )
 
 
@@ -305,6 +324,7 @@ def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
                 built = out / go_binary_name(pkg)
                 if built.name != name:
                     built.rename(out / name)
+            copy_data(recipe, Path(info["Dir"]), out / SOURCE_COPY)
             (out / BUILD_INFO).write_text(json.dumps({
                 "component": recipe.component, "version": recipe.version, "module": recipe.pin.module,
                 "module_version": recipe.pin.version, "module_sum": info.get("Sum"), "tags": list(recipe.tags),
@@ -317,6 +337,34 @@ def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
             out.rename(folder)
         go.log(f"[multirev] build {recipe.component} {recipe.version}: done in {time.monotonic() - started:.0f}s")
     return folder
+
+
+def copy_data(recipe: Recipe, module_dir: Path, into: Path) -> None:
+    """Copy the module files a run reads (read-only in the module cache; the copies are writable)."""
+    for relative in recipe.data:
+        source, target = module_dir / relative, into / relative
+        if not source.exists():
+            raise EnvironmentProblem(f"{recipe.pin.module}@{recipe.pin.version} has no {relative}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, copy_function=shutil.copyfile, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(source, target)
+
+
+def has_data(recipe: Recipe, cache: Path) -> bool:
+    return all((recipe.source(cache) / relative).exists() for relative in recipe.data)
+
+
+def ensure_data(recipe: Recipe, cache: Path) -> None:
+    """A folder built before its recipe copied data gets it now, from the module (downloaded if needed),
+    rather than a rebuild."""
+    if has_data(recipe, cache):
+        return
+    with cache_entry_lock(recipe.folder(cache), timeout=BUILD_LOCK_TIMEOUT,
+                          what=f"copying {recipe.component} {recipe.version} sources"):
+        if not has_data(recipe, cache):
+            copy_data(recipe, module_source(recipe.pin), recipe.source(cache))
 
 
 @contextmanager
@@ -362,6 +410,7 @@ def ensure_built(istio_versions: list[str], cache: Path | None = None,
             folders[f"{recipe.component}/{recipe.version}"] = build(recipe, cache, go)
         else:
             folders[f"{recipe.component}/{recipe.version}"] = recipe.folder(cache)
+        ensure_data(recipe, cache)
     return folders
 
 

@@ -14,6 +14,8 @@ POINTS = {
     "namespace_labels": "labels a Namespace gets when applied or labelled (ctx: name)",
     "tag_webhook": "the MutatingWebhookConfiguration `istioctl tag set` writes (ctx: tag, revision, istio_namespace, "
                    "install_order: the revision's, istiods: install_order -> (istiod Service, namespace))",
+    "tag_objects": "the objects `istioctl tag set` writes, after tag_webhook (ctx: tag, revision, istio_namespace, "
+                   "install_order: the revision's)",
     "tag_revision": "the revision `istioctl tag set` makes a tag point at (ctx: tag, install_order, revisions)",
     "install_objects": "objects `istioctl install` creates for a revision (ctx: revision, install_order, istiods: "
                        "install_order -> (istiod Service, namespace) of the revisions installed so far)",

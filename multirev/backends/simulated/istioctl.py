@@ -231,11 +231,13 @@ class SimulatedIstioctl:
                                           install_order=revision.install_order,
                                           revisions=[r.name for r in ordered])
         revision = self.mesh.revisions.get(target, revision)
-        for obj in self.mesh.tag_objects(tag, revision, istio_ns):
-            if obj["kind"] == "MutatingWebhookConfiguration":
-                obj = self.cluster.hooks.apply("tag_webhook", obj, tag=tag, revision=revision.name,
-                                               istio_namespace=istio_ns, install_order=revision.install_order,
-                                               istiods=self.mesh.istiods())
+        objects = [self.cluster.hooks.apply("tag_webhook", obj, tag=tag, revision=revision.name,
+                                            istio_namespace=istio_ns, install_order=revision.install_order,
+                                            istiods=self.mesh.istiods())
+                   if obj["kind"] == "MutatingWebhookConfiguration" else obj
+                   for obj in self.mesh.tag_objects(tag, revision, istio_ns)]
+        for obj in self.cluster.hooks.apply("tag_objects", objects, tag=tag, revision=revision.name,
+                                            istio_namespace=istio_ns, install_order=revision.install_order):
             if obj["kind"] == "Service" and store.get(kinds.NAMESPACE, istio_ns) is None:
                 # The tag's Service goes to the -i namespace; istioctl 1.31 against a real API server failed
                 # so when that namespace does not exist (tests/local, tag set without -i).
