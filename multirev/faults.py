@@ -367,6 +367,26 @@ def _catch_all(hooks: Hooks) -> None:
     hooks.add("gateway_response", catch_all)
 
 
+@fault("canary-samples-leak-into-stable-gateway",
+       "The stable gateway also serves the canary's samples Gateway and VirtualService, as when the stable istiod "
+       "reads the canary's namespace and the Gateway's selector names no revision: `/echo` with the canary's samples "
+       "Host is routed there instead of getting 404 (and answers 503, without the canary's DestinationRule subset).",
+       # A request for a Host nothing routes still gets 404 (it lands in Bookinfo's "*" virtual host): only the
+       # canary's own host and path show the leak. The stable gateway's own routes are unchanged.
+       must_fail=[f"{UNROUTED}[stable]"])
+def _canary_samples_leak(hooks: Hooks) -> None:
+    leaked = {"Gateway": "samples-gateway", "VirtualService": "samples"}  # manifests/sample-apps/nginx-echo.yaml
+
+    def also_canarys(objects: list, *, install_order: int, kind: str, unseen: list, **_: Any) -> list:
+        if install_order != 1:
+            return objects
+        extra = [copy.deepcopy(o) for o in unseen if o["metadata"]["name"] == leaked.get(kind)]
+        for gateway in (o for o in extra if kind == "Gateway"):
+            gateway["spec"]["selector"] = {k: v for k, v in gateway["spec"]["selector"].items() if k != "istio.io/rev"}
+        return [*objects, *extra]
+    hooks.add("gateway_config", also_canarys)
+
+
 @fault("dangling-gateway-reference",
        "The in-mesh echo VirtualService also names a gateway that does not exist (istioctl analyze IST0101).",
        must_fail=both(ANALYZE))

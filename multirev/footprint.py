@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from multirev.backends.base import Cluster
 from multirev.errors import UsageError
 from multirev.istio import facts
+from multirev.istio.namespace_controller import ISTIOD_LABELS, SCOPING_SETTING, Istiod, mesh_config_map, revision_of
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of
 from multirev.plan import RUN_ID_LABEL, MeshPlan
@@ -85,12 +86,14 @@ class Footprint:
                              "or run with other namespaces")
 
     def refusals(self, cluster: Cluster, plan: MeshPlan, *, allow_destructive: bool) -> list[str]:
-        """Why the plan may not run here, as one-line reasons (empty: it may). Without --allow-destructive: app
-        namespaces, revisions or tags of the plan's names that exist, and Istio CRDs of another version than the
-        run installs (each install re-applies its own Base CRDs)."""
+        """Why the plan may not run here, as one-line reasons (empty: it may). Always: an istiod the run did not
+        install that watches the run's namespaces. Without --allow-destructive also: app namespaces, revisions or
+        tags of the plan's names that exist, and Istio CRDs of another version than the run installs (each install
+        re-applies its own Base CRDs)."""
+        # First: --allow-destructive cannot lift it, so it is the one to fix before anything else.
+        problems = self.foreign_istiod_refusals(cluster, plan)
         if allow_destructive:
-            return []
-        problems = []
+            return problems
         existing = [ns for ns in plan.workload_namespaces if self.existed(ns)]
         if existing:
             problems.append(f"namespace {', '.join(existing)} already exists in this cluster; the run would label it "
@@ -112,6 +115,74 @@ class Footprint:
                 problems.append(f"the cluster's Istio CRDs (e.g. {name}) {origin}, and the run's installs would "
                                 f"rewrite them as {' and '.join(sorted(writes))}; pass --allow-destructive to allow it")
                 break
+        return problems
+
+    def labels_during_run(self, plan: MeshPlan) -> dict[str, list[dict[str, str]]]:
+        """The namespaces whose `istio-ca-root-cert` the run depends on -> each set of labels they carry during the
+        run. App namespaces: their proxies verify istiod with it; the control planes' own: the trust check reads
+        it there (multirev/observe.py published_roots). A namespace that exists keeps its own labels."""
+        base = {name: {**self.namespaces_before.get(name, {RUN_ID_LABEL: self.run_id}),
+                       "kubernetes.io/metadata.name": name}  # the API server sets it on every namespace
+                for plane in plan.planes for name in (plane.plane.namespace, *plane.plane.app_namespaces)}
+        during: dict[str, list[dict[str, str]]] = {}
+        for plane in plan.planes:  # both planes' discovery labels where they share a namespace (shared layout)
+            ns = plane.plane.namespace
+            base[ns] = {**base[ns], **plane.discovery_labels}
+        for ns in {plane.plane.namespace for plane in plan.planes}:
+            during[ns] = [base[ns]]
+        for plane in plan.planes:
+            for app in plane.plane.app_namespaces:
+                during[app] = [{**base[app], facts.REV_LABEL: plane.plane.tag, **plane.discovery_labels}]
+        stable, canary = plan.plane("stable"), plan.plane("canary")
+        if stable.uses_discovery_selectors:
+            # The canary upgrade relabels the stable app namespace: both discovery labels while it moves, then the
+            # target's (suites/test_canary_upgrade.py move).
+            moving = stable.plane.app_namespaces[0]
+            both = {**during[moving][0], **canary.discovery_labels}
+            during[moving] += [{**both, facts.REV_LABEL: canary.plane.tag},
+                               {**{k: v for k, v in both.items() if k not in stable.discovery_labels},
+                                facts.REV_LABEL: canary.plane.tag}]
+        return during
+
+    def foreign_istiod_refusals(self, cluster: Cluster, plan: MeshPlan) -> list[str]:
+        """An istiod the run did not install that watches one of the run's namespaces writes its own root into
+        their `istio-ca-root-cert` (multirev/istio/namespace_controller.py), and it and the run's istiods write it
+        back over each other: the run's proxies and its trust check would get whichever wrote last. Nothing the run
+        may change fixes that, so it is refused with or without --allow-destructive."""
+        # A revision of the plan's own names that exists is refused, or with --allow-destructive installed over.
+        own = {(p.plane.namespace, p.plane.revision) for p in plan.planes}
+        during = self.labels_during_run(plan)
+        problems = []
+        deployments = cluster.list(kinds.DEPLOYMENT, labels=ISTIOD_LABELS)
+        for deployment in sorted(deployments, key=lambda d: (d["metadata"]["namespace"], d["metadata"]["name"])):
+            namespace = deployment["metadata"]["namespace"]
+            if (namespace, revision_of(deployment)) in own:
+                continue
+            istiod = Istiod.of(deployment, cluster.get(kinds.CONFIGMAP, mesh_config_map(revision_of(deployment)),
+                                                       namespace))
+            written = sorted(ns for ns, label_sets in during.items()
+                             if any(istiod.watches(ns, labels) for labels in label_sets))
+            if not written:
+                continue
+            mesh = f"ConfigMap {istiod.namespace}/{istiod.config_map}"
+            if istiod.selectors is None:
+                why = f"watches every namespace ({mesh} sets no discoverySelectors)"
+                fix = "give it discoverySelectors that select none of them"
+            elif not istiod.honours_selectors:
+                minor = ".".join(map(str, istiod.minor or ()))
+                why = (f"watches every namespace (Istio {minor}'s namespace controller ignores discoverySelectors "
+                       f"unless {SCOPING_SETTING}=true)")
+                fix = (f"set {SCOPING_SETTING}=true on it" if istiod.minor and istiod.minor >= (1, 16)
+                       else "upgrade it") + " and give it discoverySelectors that select none of them"
+            else:
+                why = f"its discoverySelectors ({mesh}) select them"
+                fix = "change its discoverySelectors, or name namespaces in the profile that they do not select"
+            problems.append(
+                f"istiod Deployment {istiod.namespace}/{istiod.name} (revision {istiod.revision}) was not installed by "
+                f"this run and {why}: it would write its own root into istio-ca-root-cert in the run's namespaces "
+                f"{', '.join(written)} over the run's istiods' roots, and the run's proxies and the canary upgrade's "
+                f"trust check would read whichever was written last; {fix}, or run on a cluster without it "
+                "(--allow-destructive does not permit this)")
         return problems
 
     def give_back(self, cluster: Cluster) -> list[str]:

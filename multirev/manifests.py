@@ -35,14 +35,37 @@ def _load(path: Path, variables: tuple[tuple[str, str], ...]) -> tuple[Obj, ...]
 
 def render(declared: str, namespace: str, labels: dict[str, str] | None = None, *,
            variables: dict[str, str] | None = None, samples_dir: Path = MANIFESTS / "simulated-samples") -> list[Obj]:
+    """The manifest's objects in `namespace`, each labelled with `labels`, and so are the pods of its workloads
+    (`labels_pod_template`)."""
     docs = []
     for doc in _load(source_path(declared, samples_dir), tuple(sorted((variables or {}).items()))):
         doc: dict[str, Any] = copy.deepcopy(doc)
         meta = doc.setdefault("metadata", {})
         meta["namespace"] = namespace
         meta["labels"] = {**(meta.get("labels") or {}), **(labels or {})}
-        docs.append(doc)
+        docs.append(labels_pod_template(doc, labels or {}))
     return docs
+
+
+# Kinds whose spec.template is a pod template (k8s.io/api@v0.35.4 apps/v1, batch/v1).
+POD_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
+
+
+def labels_pod_template(obj: Obj, labels: dict[str, str]) -> Obj:
+    """Put `labels` (the run-id label) on a workload's pod template too, so that its pods can be told from the pods
+    of workloads that were in a borrowed app namespace before the run: checks judge and restarts touch only the
+    run's (multirev/observe.py). Only the template: a Deployment's selector must match the template's labels
+    (kubernetes@v1.35.4:pkg/apis/apps/validation/validation.go ValidateDeploymentSpec), which more labels on the
+    template keep true, and the selector is immutable. Istio's injector selects pods by `sidecar.istio.io/inject`
+    and `istio.io/rev` only (istio@1.29.6 and @1.30.3:manifests/charts/istio-control/istio-discovery/templates/
+    mutatingwebhook.yaml objectSelector) and hands the rest to the proxy as metadata (files/injection-template.yaml
+    downward API `metadata.labels`), so another label changes nothing there."""
+    if obj.get("kind") in POD_TEMPLATE_KINDS and labels:
+        template = (obj.get("spec") or {}).get("template")
+        if isinstance(template, dict):
+            meta = template.setdefault("metadata", {})
+            meta["labels"] = {**(meta.get("labels") or {}), **labels}
+    return obj
 
 
 def own_gateway(obj: Obj, revision: str) -> Obj:
@@ -56,6 +79,21 @@ def own_gateway(obj: Obj, revision: str) -> Obj:
         if selector and "istio.io/rev" not in selector:
             obj["spec"]["selector"] = {**selector, "istio.io/rev": revision}
     return obj
+
+
+def is_gateway_config(obj: Obj) -> bool:
+    """A Gateway, or a VirtualService bound to a gateway: any `gateways` entry but the reserved `mesh`, which
+    stands for the sidecars and is the default when the field is omitted (istio/api@1.30.3:networking/v1alpha3/
+    virtual_service.proto `gateways`). Such config configures the revision's shared gateway pods rather than the
+    namespace's workloads, so a revision needs it once: the same Gateway in two app namespaces is IST0145
+    ConflictingGateways, an Error (same selector and port, a host in common: istio@1.30.3:pkg/config/analysis/
+    analyzers/gateway/conflictinggateway.go, hosts compared by pilot/pkg/model/gateway.go CheckDuplicates), and
+    both namespaces' routes would compete for the one virtual host."""
+    if obj.get("kind") == "Gateway":
+        return True
+    if obj.get("kind") == "VirtualService":
+        return any(gw != "mesh" for gw in (obj.get("spec") or {}).get("gateways") or [])
+    return False
 
 
 def backed_subsets(obj: Obj, workload_labels: list[dict[str, str]]) -> Obj:

@@ -26,13 +26,23 @@ def istiod_ref(plane: ControlPlane) -> str:
     return f"istiod {plane.namespace}/{facts.istiod_name(plane.revision)}"
 
 
-def workload_pods(cluster: Cluster, namespace: str, labels: dict[str, str] | None = None) -> list[Obj]:
-    """Pods of the namespace's workloads (everything with an `app` label, or with `labels`) that are not shutting
-    down. A terminating pod (deletionTimestamp set) is still listed for its grace period, 30 s by default, while
+def workload_pods(cluster: Cluster, namespace: str, run_labels: dict[str, str],
+                  labels: dict[str, str] | None = None) -> list[Obj]:
+    """Pods of the run's workloads in the namespace (carrying `run_labels`, the plan's run-id label, which set-up
+    puts on every pod template: multirev/manifests.py labels_pod_template; with an `app` label, and `labels`) that
+    are not shutting down. An app namespace borrowed on an existing cluster (--allow-destructive) may hold the
+    user's own workloads, whose pods predate the run and its injection: they are not the run's to judge.
+    A terminating pod (deletionTimestamp set) is still listed for its grace period, 30 s by default, while
     its Deployment already leaves it out of its counts (kubernetes@v1.35.4 pkg/controller/controller_utils.go
     IsPodActive): judging it would report the revision it is being moved away from."""
-    return [p for p in cluster.list(kinds.POD, namespace, labels=labels)
+    return [p for p in cluster.list(kinds.POD, namespace, labels={**(labels or {}), **run_labels})
             if (p["metadata"].get("labels") or {}).get("app") and not p["metadata"].get("deletionTimestamp")]
+
+
+def run_deployments(cluster: Cluster, namespace: str, run_labels: dict[str, str]) -> list[Obj]:
+    """The run's Deployments in the namespace (labelled with `run_labels` by set-up): the ones its checks wait for
+    and its upgrades restart. A borrowed app namespace's own Deployments are neither."""
+    return cluster.list(kinds.DEPLOYMENT, namespace, labels=run_labels)
 
 
 def published_roots(cluster: Cluster, plan: MeshPlan) -> list[PublishedRoot]:

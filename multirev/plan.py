@@ -16,8 +16,11 @@ DISCOVERY_PREFIX = "conformance.multirev.io/cp-"
 # The egress scenario's "external" service lives here, outside the mesh (manifests/egress/external-service.yaml).
 EGRESS_EXTERNAL_NAMESPACE = "egress-external"
 
-# Fixed NodePorts for each revision's ingress gateway, mapped to host ports by kind.
-NODE_PORTS = {"stable": {"http": 31080, "https": 31443}, "canary": {"http": 32080, "https": 32443}}
+# Fixed NodePorts for each revision's ingress gateway, mapped to host ports by kind (pinned on kind only). They
+# sit in the static band the API server leaves to explicit requests (the first min(max(16, 2768/32), 128) = 86
+# ports of 30000-32767, so 30000-30085: kubernetes@v1.35.4:pkg/registry/core/service/portallocator/allocator.go
+# calculateRangeOffset), so a port it allocates at random (each gateway's status-port) never takes one first.
+NODE_PORTS = {"stable": {"http": 30080, "https": 30081}, "canary": {"http": 30082, "https": 30083}}
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class PlanePlan:
     def sample_host(self) -> str:
         """The Host header the nginx/echo samples answer to through this revision's gateway."""
         return f"samples.{self.plane.tag}.example"
+
+    @property
+    def gateway_namespace(self) -> str:
+        """The app namespace that holds the revision's gateway config (Gateways and the VirtualServices bound to
+        them; multirev.manifests.is_gateway_config): the first, where the suites send gateway traffic. Applied
+        in every app namespace, it would be IST0145 ConflictingGateways once a profile names two."""
+        return self.plane.app_namespaces[0]
 
     @property
     def manifest_variables(self) -> dict[str, str]:

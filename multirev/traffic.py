@@ -16,17 +16,20 @@ def gateway_get(cluster: Cluster, endpoint: Endpoint, path: str, host: str) -> H
     return cluster.http_get(endpoint, path, host)
 
 
-def ready_client(cluster: Cluster, namespace: str) -> Obj | None:
-    for pod in cluster.list(kinds.POD, namespace, labels={"app": CLIENT_APP}):
+def ready_client(cluster: Cluster, namespace: str, labels: dict[str, str] | None = None) -> Obj | None:
+    """A ready pod of the in-mesh client, carrying `labels` too (the run-id label: in an app namespace borrowed on
+    an existing cluster a pod of the user's could also be called mesh-client, and it is not the run's to exec in)."""
+    for pod in cluster.list(kinds.POD, namespace, labels={**(labels or {}), "app": CLIENT_APP}):
         conditions = pod.get("status", {}).get("conditions", [])
         if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
             return pod
     return None
 
 
-def mesh_get(cluster: Cluster, namespace: str, url: str) -> HttpResponse:
-    """curl from the namespace's in-mesh client; the status code is the last line (-w)."""
-    pod = ready_client(cluster, namespace)
+def mesh_get(cluster: Cluster, namespace: str, url: str, *, labels: dict[str, str] | None = None) -> HttpResponse:
+    """curl from the namespace's in-mesh client (one carrying `labels`, see ready_client); the status code is the
+    last line (-w)."""
+    pod = ready_client(cluster, namespace, labels)
     if pod is None:
         return HttpResponse(0, {}, f"no ready {CLIENT_APP} pod in {namespace}")
     result = cluster.exec(namespace, pod["metadata"]["name"], CLIENT_CONTAINER,

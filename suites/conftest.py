@@ -11,7 +11,8 @@ def assert_no_problems(problems: list[str], what: str) -> None:
         pytest.fail(f"{what}:\n  - " + "\n  - ".join(problems), pytrace=False)
 
 
-# The workloads each scenario needs, declared the Gateway-API way: set-up applies them to every app namespace.
+# The workloads each scenario needs, declared the Gateway-API way: set-up applies them to every app namespace,
+# gateway config (Gateways and the VirtualServices bound to them) only to the revision's first (fixtures/mesh.py).
 BOOKINFO = ("samples:bookinfo/platform/kube/bookinfo.yaml", "samples:bookinfo/networking/bookinfo-gateway.yaml",
             "samples:bookinfo/networking/destination-rule-all.yaml")
 SAMPLE_APPS = ("sample-apps/nginx-echo.yaml",)

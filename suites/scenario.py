@@ -8,7 +8,7 @@ from multirev.checks.discovery import check_discovery
 from multirev.checks.xds import QUIET_BEFORE_PROBE, config_keys, pushes_naming_any
 from multirev.istio import facts
 from multirev.kube import kinds
-from multirev.observe import istiod_logs, istiod_ref, workload_pods
+from multirev.observe import istiod_logs, istiod_ref, run_deployments, workload_pods
 from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
@@ -69,12 +69,12 @@ def _config_changes(mesh: MeshSetup, obj: dict) -> bool:
 def discovery_problems(mesh: MeshSetup, role: str, namespace: str, *, await_rollout: bool = True) -> list[str]:
     """Ask the plane's istioctl for each pod's bootstrap and compare its discovery address. Set-up does not wait
     for workloads, and a proxy that has not started has no bootstrap yet: so first wait (bounded) for the
-    namespace's Deployments, unless the caller just did."""
+    namespace's Deployments, unless the caller just did. Only the run's pods are asked (observe.workload_pods)."""
     plane = mesh.plan.plane(role).plane
     expected = facts.discovery_address(plane.revision, plane.namespace)
     if await_rollout and (waited := wait_namespace_rolled_out(mesh, namespace)):
         return [waited]
-    pods = workload_pods(mesh.cluster, namespace)
+    pods = workload_pods(mesh.cluster, namespace, mesh.plan.run_labels)
     if not pods:
         return [f"no workload pods in {namespace} to ask"]
     problems = []
@@ -110,9 +110,11 @@ def wait_rolled_out(mesh: MeshSetup, namespace: str, deployment: str, timeout: f
 
 
 def wait_namespace_rolled_out(mesh: MeshSetup, namespace: str, timeout: float = READY_TIMEOUT) -> str | None:
-    """One bounded wait until every Deployment of the namespace is rolled out (see rollout_state)."""
+    """One bounded wait until every Deployment the run made in the namespace is rolled out (see rollout_state);
+    a borrowed namespace's own Deployments are not the run's to wait for (observe.run_deployments)."""
     def rolled_out() -> Observation[None]:
-        pending = [state for done, _, state in map(rollout_state, mesh.cluster.list(kinds.DEPLOYMENT, namespace))
+        pending = [state for done, _, state in map(rollout_state, run_deployments(mesh.cluster, namespace,
+                                                                                  mesh.plan.run_labels))
                    if not done]
         return Observation(not pending, None, "; ".join(pending) or "all rolled out")
 

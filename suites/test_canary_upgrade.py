@@ -11,13 +11,13 @@ from multirev.checks.upgrade import Tally, check_tally
 from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
-from multirev.observe import published_roots, workload_pods
+from multirev.observe import published_roots, run_deployments, workload_pods
 from multirev.plan import PlanePlan
 from multirev.progress import step
 from multirev.traffic import mesh_get
 from multirev.waits import Observation, wait_problem
 from suites.conftest import BOOKINFO, CLIENT, assert_no_problems
-from suites.scenario import discovery_problems, rollout_state
+from suites.scenario import discovery_problems, rollout_state, wait_namespace_rolled_out
 
 ROLLOUT_TIMEOUT = 300.0
 REQUESTS_PER_TICK = 5
@@ -29,13 +29,16 @@ def send(mesh: MeshSetup, namespace: str, tally: Tally, count: int) -> None:
     if mesh.backend.data_plane_missing:
         return  # no proxy answers; the test is reported as skipped for its traffic half
     for _ in range(count):
-        response = mesh_get(mesh.cluster, namespace, TARGET)
+        response = mesh_get(mesh.cluster, namespace, TARGET, labels=mesh.plan.run_labels)
         tally.add(response.status, response.body)
 
 
 def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan, target: PlanePlan) -> list[str]:
-    """Point the namespace at the target revision, restart its workloads, keep requests flowing throughout."""
+    """Point the namespace at the target revision, restart the run's workloads in it, keep requests flowing
+    throughout. Only the run's Deployments are restarted, awaited and judged (observe.run_deployments): a borrowed
+    app namespace's own Deployments are the user's, and restarting them would re-inject them."""
     cluster = mesh.cluster
+    run_labels = mesh.plan.run_labels
     tally = Tally()
     send(mesh, namespace, tally, REQUESTS_PER_TICK)
     if source.uses_discovery_selectors:
@@ -50,7 +53,7 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
             return [f"`istioctl tag set {namespace_tag} --revision {target.plane.revision} --overwrite` failed: "
                     f"{result.stderr.strip()}"]
     send(mesh, namespace, tally, REQUESTS_PER_TICK)
-    deployments = [d["metadata"]["name"] for d in cluster.list(kinds.DEPLOYMENT, namespace)]
+    deployments = [d["metadata"]["name"] for d in run_deployments(cluster, namespace, run_labels)]
     with step(f"rollout restart {len(deployments)} deployments in {namespace} -> {target.plane.revision}"):
         for name in deployments:
             cluster.rollout_restart(namespace, name)
@@ -58,7 +61,7 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
         def rolled_out() -> Observation[None]:
             send(mesh, namespace, tally, REQUESTS_PER_TICK)
             pending = []
-            for deploy in cluster.list(kinds.DEPLOYMENT, namespace):
+            for deploy in run_deployments(cluster, namespace, run_labels):
                 done, _, state = rollout_state(deploy)
                 if not done:
                     pending.append(state)
@@ -70,7 +73,7 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
         cluster.label(kinds.NAMESPACE, namespace, dict.fromkeys(source.discovery_labels))
     send(mesh, namespace, tally, max(REQUESTS_PER_TICK, MIN_REQUESTS - tally.total))
     problems = [problem] if problem else []
-    for pod in workload_pods(cluster, namespace):
+    for pod in workload_pods(cluster, namespace, run_labels):
         problems += check_pod(target.plane, namespace, pod)
     if not mesh.backend.data_plane_missing:
         problems += check_tally(f"moving {namespace} to revision {target.plane.revision}", tally)
@@ -91,6 +94,10 @@ def test_canary_upgrade_and_rollback(mesh: MeshSetup) -> None:
     tag = stable.plane.tag
     # Pods of the two revisions talk mTLS to each other while the namespace moves: one root, or nothing works.
     problems = [f"before the move: {p}" for p in trust_root_problems(published_roots(mesh.cluster, mesh.plan))]
+    # Set-up does not wait for workloads: requests sent before the client and productpage are up would count
+    # against the move (seen with this test selected alone).
+    if waited := wait_namespace_rolled_out(mesh, namespace):
+        assert_no_problems([*problems, f"before the move: {waited}"], f"canary upgrade of {namespace}")
     problems += [f"upgrade: {p}" for p in move(mesh, namespace, tag, stable, canary)]
     problems += [f"rollback: {p}" for p in move(mesh, namespace, tag, canary, stable)]
     assert_no_problems(problems, f"canary upgrade of {namespace}")

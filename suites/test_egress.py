@@ -31,7 +31,9 @@ def egress_gateway_logs(mesh: MeshSetup, role: str) -> str:
 
 
 def external_pod_ip(mesh: MeshSetup) -> str | None:
-    for pod in mesh.cluster.list(kinds.POD, EXTERNAL_NAMESPACE, labels={"app": "external-http"}):
+    # The run's pod only: egress-external may be a namespace the run borrowed, with pods of its own.
+    for pod in mesh.cluster.list(kinds.POD, EXTERNAL_NAMESPACE, labels={"app": "external-http",
+                                                                         **mesh.plan.run_labels}):
         if pod.get("status", {}).get("podIP"):
             return pod["status"]["podIP"]
     return None
@@ -55,7 +57,7 @@ def test_egress_through_egress_gateway(mesh: MeshSetup, role: str) -> None:
     url = f"http://{EXTERNAL_HOST}{probe_path}"
 
     def reached() -> Observation[HttpResponse]:
-        response = mesh_get(mesh.cluster, namespace, url)
+        response = mesh_get(mesh.cluster, namespace, url, labels=mesh.plan.run_labels)
         return Observation(response.status == 200, response, f"HTTP {response.status} {response.body[:100]}")
 
     problems = []
@@ -70,7 +72,7 @@ def test_egress_through_egress_gateway(mesh: MeshSetup, role: str) -> None:
     if address is None:
         problems.append(f"no pod address for the external service in {EXTERNAL_NAMESPACE}")
     else:
-        refused = mesh_get(mesh.cluster, namespace, f"http://{address}/")
+        refused = mesh_get(mesh.cluster, namespace, f"http://{address}/", labels=mesh.plan.run_labels)
         if refused.status == 200:
             problems.append(f"GET http://{address}/ (no ServiceEntry) from {namespace} answered 200; "
                             "REGISTRY_ONLY should refuse it")

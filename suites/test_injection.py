@@ -9,6 +9,7 @@ from multirev.checks.injection import NamespaceState, check_pods
 from multirev.conformance import conformance
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
+from multirev.observe import run_deployments, workload_pods
 from multirev.waits import Observation, wait_problem
 from suites.conftest import assert_no_problems
 from suites.scenario import settled
@@ -22,13 +23,16 @@ def test_workloads_injected_by_intended_revision(mesh: MeshSetup, role: str) -> 
     """Certifies that in each app namespace labelled istio.io/rev=<tag>, every workload pod was injected by
     the tag's revision (istio.io/rev annotation and sidecar.istio.io/status revision), runs an istio-proxy
     (container, or native sidecar) whose image version equals that revision's Istio version, and is ready.
-    A namespace that also carries istio-injection is reported: that label wins over istio.io/rev."""
+    A namespace that also carries istio-injection is reported: that label wins over istio.io/rev.
+    Only the run's workloads are judged: an app namespace borrowed on an existing cluster keeps its own, whose
+    pods predate the run (observe.workload_pods)."""
     plane = mesh.plan.plane(role).plane
     cluster = mesh.cluster
+    run_labels = mesh.plan.run_labels
     problems: list[str] = []
     for app in plane.app_namespaces:
         def deployments(app: str = app) -> Observation[list[Obj]]:
-            found = cluster.list(kinds.DEPLOYMENT, app)
+            found = run_deployments(cluster, app, run_labels)
             done, state = settled(found)
             return Observation(done, found, state)
 
@@ -36,8 +40,8 @@ def test_workloads_injected_by_intended_revision(mesh: MeshSetup, role: str) -> 
                                clock=cluster.clock, timeout=PODS_READY_TIMEOUT)
         state = NamespaceState(
             namespace=cluster.get(kinds.NAMESPACE, app),
-            deployments=cluster.list(kinds.DEPLOYMENT, app),
-            pods=[p for p in cluster.list(kinds.POD, app) if p["metadata"].get("labels", {}).get("app")],
+            deployments=run_deployments(cluster, app, run_labels),
+            pods=workload_pods(cluster, app, run_labels),
             wait_problem=problem,
         )
         problems += check_pods(plane, app, state)

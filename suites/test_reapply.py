@@ -29,8 +29,8 @@ def mesh_config(mesh: MeshSetup, role: str) -> dict:
 
 def prometheus_annotations(mesh: MeshSetup, namespace: str) -> list[tuple[str, dict[str, str]]]:
     return [(p["metadata"]["name"], {k: v for k, v in (p["metadata"].get("annotations") or {}).items()
-                                     if k in OWN}) for p in workload_pods(mesh.cluster, namespace)
-            if p["metadata"]["labels"].get("app") == APP]
+                                     if k in OWN})
+            for p in workload_pods(mesh.cluster, namespace, mesh.plan.run_labels, labels={"app": APP})]
 
 
 def restart_and_read(mesh: MeshSetup, namespace: str) -> tuple[list[str], list[tuple[str, dict[str, str]]]]:
@@ -43,7 +43,7 @@ def restart_and_read(mesh: MeshSetup, namespace: str) -> tuple[list[str], list[t
 def reinstall(mesh: MeshSetup, role: str, settings: dict) -> list[str]:
     plane = mesh.plan.plane(role)
     iop = operator.write(plane, mesh.work_dir / "reapply", mesh_config=settings, run_labels=mesh.plan.run_labels,
-                         backend_settings=mesh.backend.istio_settings())
+                         backend_settings=mesh.backend.istio_settings(), pin_node_ports=mesh.backend.pins_node_ports)
     with step(f"istioctl install -f (revision {plane.plane.revision}, meshConfig {settings or 'as set up'})"):
         result = mesh.istioctl(role).install(iop)
     if result.returncode != 0:

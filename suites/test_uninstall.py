@@ -176,7 +176,7 @@ def injected_after_uninstall_problems(mesh: MeshSetup) -> list[str]:
         state = NamespaceState(
             namespace=cluster.get(kinds.NAMESPACE, app),
             deployments=[deploy] if deploy else [],
-            pods=workload_pods(cluster, app, labels={"app": AFTER_UNINSTALL_APP}),
+            pods=workload_pods(cluster, app, mesh.plan.run_labels, labels={"app": AFTER_UNINSTALL_APP}),
             wait_problem=waited)
         # Only the pods are judged here: the namespace's labels are the injection test's verdict.
         problems = check_pods(plane, app, state, judge_labels=False)

@@ -50,7 +50,7 @@ BOTH_LAYOUTS = ["validator-calls-other-istiod", "tag-webhook-object-entry-calls-
                 "stable-istiod-pushes-canary-destinationrules", "stable-istiod-pushes-canary-gateways",
                 "stable-istiod-pushes-canary-serviceentries", "uninstall-prunes-base",
                 "uninstall-removes-other-configmaps", "uninstall-removes-other-service", "uninstall-removes-other-tags",
-                "uninstall-unlabels-other-namespaces"]
+                "uninstall-unlabels-other-namespaces", "canary-samples-leak-into-stable-gateway"]
 
 
 @pytest.mark.parametrize("profile", ["reference", "current"])
@@ -106,6 +106,18 @@ def test_uninstall_faults_are_named_by_their_own_check(tmp_path: Path, fault: st
     message = run.message("suites/test_uninstall.py::test_uninstall_one_revision_keeps_the_other")
     missing = [text for text in UNINSTALL_MESSAGES[fault] if text not in message]
     assert not missing, f"{fault}: {missing} not in\n{message}"
+
+
+def test_leaked_route_is_named_with_gateway_host_and_path(tmp_path: Path) -> None:
+    """A route of the canary served by the stable gateway is reported with the gateway it leaked into, the canary's
+    host and path, and the gateway that should be the only one to route them."""
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", "current",
+                     "--sim-fault", "canary-samples-leak-into-stable-gateway", "-k", "unrouted")
+    assert run.failed() == {"suites/test_gateway_traffic.py::test_unrouted_host_gets_404[stable]"}
+    message = run.message("suites/test_gateway_traffic.py::test_unrouted_host_gets_404[stable]")
+    assert ("GET /echo with Host samples.canary.example, which only the canary gateway istio-ingressgateway "
+            "(revision 1-30-3) routes, through the stable gateway (istio-ingressgateway, revision 1-29-6) returned "
+            "HTTP 503") in message, message
 
 
 def test_failure_messages_name_object_and_problem(tmp_path: Path) -> None:

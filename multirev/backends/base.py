@@ -72,6 +72,11 @@ class Backend(ABC):
     simulated: bool = False
     # Why no proxy runs here, if none does: tests that need Envoy are then skipped with this reason.
     data_plane_missing: str | None = None
+    # Whether the IstioOperator pins the ingress gateways' NodePorts (multirev.plan.NODE_PORTS). Only a backend
+    # that maps fixed host ports to them needs it (kind's extraPortMappings). Elsewhere a pinned port another
+    # Service already holds makes the API server refuse the gateway Service after istiod was installed; the
+    # backend reads the NodePort the server allocated instead (existing) or needs none (local).
+    pins_node_ports: bool = False
 
     def __init__(self, runner: Runner, clock: Clock) -> None:
         self.runner = runner

@@ -41,6 +41,7 @@ class KindOptions:
 
 class KindBackend(Backend):
     name = "kind"
+    pins_node_ports = True  # extraPortMappings send the host ports to fixed NodePorts (multirev/kind/config.py)
 
     def __init__(self, runner: Runner, clock: Clock, options: KindOptions) -> None:
         super().__init__(runner, clock)

@@ -32,7 +32,12 @@ def check_sample(where: str, path: str, host: str, response: HttpResponse, marke
     return []
 
 
-def check_unrouted(where: str, host: str, response: HttpResponse) -> list[str]:
+def check_unrouted(where: str, path: str, host: str, owner: str, response: HttpResponse) -> list[str]:
+    """`host` and `path` are the other revision's samples, routed only by `owner` (that revision's gateway):
+    through `where` they must get Envoy's 404."""
     if response.status != 404:
-        return [f"GET /nginx with unrouted Host {host} through {where} returned {_describe(response)}, expected 404"]
+        # The body too: what answered (the echo sample names its pod and namespace) shows where the route leads.
+        answer = f"HTTP {response.status}" + (f" ({response.body.strip()[:120]})" if response.body.strip() else "")
+        return [f"GET {path} with Host {host}, which only {owner} routes, through {where} returned {answer}, "
+                "expected 404: a route of the other revision leaked into this gateway"]
     return []

@@ -27,7 +27,10 @@ def iop_name(plan: PlanePlan) -> str:
 
 
 def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
-           run_labels: dict[str, str] | None = None, backend_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+           run_labels: dict[str, str] | None = None, backend_settings: dict[str, Any] | None = None,
+           pin_node_ports: bool = False) -> dict[str, Any]:
+    """`pin_node_ports`: the backend's `pins_node_ports` (kind only); without it the API server allocates the
+    gateway's NodePorts, so a port another Service holds cannot refuse the install half-way."""
     plane = plan.plane
     doc = copy.deepcopy(_template())
     doc["metadata"].update(name=iop_name(plan), namespace=plane.namespace)
@@ -60,8 +63,13 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
         gateway["label"]["app"] = plan.gateway_name
         egress["label"]["app"] = plan.egress_gateway_name
     ports = {p["name"]: p for p in gateway["k8s"]["service"]["ports"]}
-    ports["http2"]["nodePort"] = plan.node_ports["http"]
-    ports["https"]["nodePort"] = plan.node_ports["https"]
+    for name, scheme in (("http2", "http"), ("https", "https")):
+        if pin_node_ports:
+            ports[name]["nodePort"] = plan.node_ports[scheme]
+        else:
+            # Left out, the API server allocates one (kubernetes@v1.35.4:pkg/registry/core/service/storage/
+            # alloc.go initNodePorts); a re-install without it keeps that one (storage.go patchAllocatedValues).
+            del ports[name]["nodePort"]
     if backend_settings:
         doc["spec"] = _merged(spec, backend_settings)
     return doc

@@ -178,7 +178,7 @@ def test_start_reuses_a_kept_cluster(tmp_path: Path, fake_kind: FakeKind,
 
 def test_kind_config_maps_gateway_node_ports_to_host_ports(tmp_path: Path, fake_kind: FakeKind,
                                                            apiserver: tuple[str, ServerState]) -> None:
-    """The --config file is a v1alpha4 Cluster whose node maps NodePorts 31080/31443/32080/32443 to base..base+3."""
+    """The --config file is a v1alpha4 Cluster whose node maps NodePorts 30080-30083 to base..base+3."""
     _backend(tmp_path, fake_kind, keep=False).start()
     config = yaml.safe_load((tmp_path / "work" / f"{NAME}.kind.yaml").read_text())
     assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4" and config["kind"] == "Cluster"
@@ -186,7 +186,7 @@ def test_kind_config_maps_gateway_node_ports_to_host_ports(tmp_path: Path, fake_
     assert node["role"] == "control-plane" and node["image"] == NODE_IMAGE.image
     mappings = {m["containerPort"]: m for m in node["extraPortMappings"]}
     assert {port: m["hostPort"] for port, m in mappings.items()} == {
-        31080: BASE, 31443: BASE + 1, 32080: BASE + 2, 32443: BASE + 3}
+        30080: BASE, 30081: BASE + 1, 30082: BASE + 2, 30083: BASE + 3}
     assert {(m["listenAddress"], m["protocol"]) for m in mappings.values()} == {("127.0.0.1", "TCP")}
 
 

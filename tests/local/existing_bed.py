@@ -306,8 +306,9 @@ IGNORED_ANNOTATIONS = {
 #
 # Kept on purpose, although one might expect them to move: kube-root-ca.crt (written once per namespace by the
 # root-CA publisher; the bed's CA never rotates), istio-ca-root-cert (written once into every namespace an
-# istiod watches: a foreign minimal-profile istiod wrote it into default, kube-system and foreign-team; a run's
-# istiod writing one into a foreign namespace is a change the run caused, which outlives its teardown), and
+# istiod watches: a foreign minimal-profile istiod without discoverySelectors wrote it into default, kube-system
+# and foreign-team; a run's istiod writing one into a foreign namespace is a change the run caused, which outlives
+# its teardown), and
 # Secrets/ServiceAccounts (Kubernetes >= 1.24 makes no token Secret: none appeared). Leases are not in
 # kinds.ALL and so not snapshotted: kube-node-lease/kwok-node-0 (KWOK's heartbeat) and kube-system/apiserver-*
 # renewed spec.renewTime in every 30 s window; Endpoints and EndpointSlices did not change. Pass `of=` to
@@ -519,14 +520,17 @@ def _ready(pod: Obj) -> bool:
 
 
 def install_foreign_revision(bed: ExistingBed, folder: Path, *, revision: str = "foreign",
-                             namespace: str = "foreign-istio", version: str | None = None) -> Completed:
+                             namespace: str = "foreign-istio", version: str | None = None,
+                             discovery_selectors: list[dict] | None = None) -> Completed:
     """Install an Istio revision the suite's run did not make (minimal profile: istiod only), with the local
     backend's own istioctl, as the cluster's owner would have; its istiod runs for real. The run's profile
-    revisions must differ from `revision`, or the existing backend refuses to start (fixtures/mesh.py)."""
+    revisions must differ from `revision`, and its discoverySelectors must select none of the run's namespaces,
+    or the existing backend refuses to start (multirev/footprint.py refusals)."""
     version = version or bed.versions[0]
+    mesh = {"meshConfig": {"discoverySelectors": discovery_selectors}} if discovery_selectors is not None else {}
     iop = {"apiVersion": "install.istio.io/v1alpha1", "kind": "IstioOperator",
            "metadata": {"name": f"installed-by-owner-{revision}", "namespace": namespace},
-           "spec": {"profile": "minimal", "revision": revision,
+           "spec": {"profile": "minimal", "revision": revision, **mesh,
                     "values": {"global": {"istioNamespace": namespace}}}}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"iop-{revision}.yaml"

@@ -58,7 +58,10 @@ def owned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owned]:
     tmp = tmp_path_factory.mktemp("ownership")
     with existing_cluster(tmp, run_id="ownership") as bed:
         populate_foreign(bed)
-        result = install_foreign_revision(bed, tmp / "foreign")
+        # Scoped to the owner's injected namespace: one that watched the run's namespaces too would write its own
+        # root over the run's there, and the run refuses it (multirev/footprint.py foreign_istiod_refusals).
+        result = install_foreign_revision(bed, tmp / "foreign",
+                                          discovery_selectors=[{"matchLabels": {"istio-injection": "enabled"}}])
         assert result.returncode == 0, result.stderr
         create(bed.cluster, {"apiVersion": "v1", "kind": "Namespace",
                              "metadata": {"name": INJECTED_NAMESPACE, "labels": {"istio-injection": "enabled"}}})

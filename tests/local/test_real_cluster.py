@@ -145,7 +145,7 @@ def test_model_matches_the_real_install_tags_injection_pushes_and_analyze(
     pods = {}
     for name, mesh in _both(pair):
         app = _plane(mesh, "stable").app_namespaces[0]
-        found = workload_pods(mesh.cluster, app)
+        found = workload_pods(mesh.cluster, app, mesh.plan.run_labels)
         assert found, f"{name}: no workload pod in {app}"
         pods[name] = injected_pod(found[0])
     pair.compared += 1

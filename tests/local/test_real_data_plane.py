@@ -9,12 +9,14 @@ the conformance suite runs, asserts it fails, and undoes the misuse.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from fixtures.mesh import MeshSetup, build_mesh
+from multirev import budget
 from multirev.backends.local.backend import LocalBackend
 from multirev.backends.local.pins import KUBERNETES
 from multirev.backends.simulated.backend import SimulatedBackend
@@ -25,6 +27,7 @@ from multirev.istio.trust import CACERTS_SECRET, MeshTrust
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
+from multirev.paths import PROJECT_ROOT
 from multirev.plan import EGRESS_EXTERNAL_NAMESPACE, MeshPlan
 from multirev.profile import load_profile
 from multirev.stats import judge_weights
@@ -54,13 +57,43 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSetup]:
         pytest.skip(backend.data_plane_missing)
     try:
         cluster = backend.start()
-        setup = build_mesh(plan, backend, cluster, work, {*BOOKINFO, *CLIENT})
+        setup = build_mesh(plan, backend, cluster, work, full_run_manifests())
         for role in ("stable", "canary"):
             assert wait_namespace_rolled_out(setup, setup.plan.plane(role).plane.app_namespaces[0]) is None
         yield setup
     finally:
         backend.stop()
     assert nothing_left(RUN_ID) == {}
+
+
+def full_run_manifests() -> set[str]:
+    """What set-up applies in a full conformance run: every manifest a conformance test declares."""
+    declared: set[str] = set()
+    for path in sorted((PROJECT_ROOT / "suites").glob("test_*.py")):
+        module = importlib.import_module(f"suites.{path.stem}")
+        for function in vars(module).values():
+            info = getattr(function, "__conformance__", None)
+            if info is not None:
+                declared.update(info.manifests)
+    return declared
+
+
+def test_a_full_run_fits_the_resource_budget(mesh: MeshSetup) -> None:
+    """With the requests the real istioctl and the real injector give (the suite's IstioOperator sets them),
+    everything a full run creates fits the budget the README states (issue 16, finding 2): kind's control plane,
+    both istiods and their four gateways, every pod set-up makes, what the tests add (the egress service), and the
+    canary upgrade's surge (every Deployment of an app namespace restarts at once; maxSurge 25% rounds up to
+    one new pod each: kubernetes@v1.35.4:pkg/controller/deployment/util/deployment_util.go ResolveFenceposts)."""
+    mesh.apply("egress/external-service.yaml", "stable", EGRESS_EXTERNAL_NAMESPACE)
+    pods = [p for p in mesh.cluster.list(kinds.POD) if "deletionTimestamp" not in p["metadata"]]
+    surge = max((budget.total([p for p in pods if p["metadata"]["namespace"] == app])
+                 for plane in mesh.plan.planes for app in plane.plane.app_namespaces), key=lambda r: r.cpu)
+    whole = budget.KIND_CONTROL_PLANE + budget.total(pods) + surge
+    heaviest = sorted(pods, key=lambda p: budget.pod_requests(p).cpu, reverse=True)[:3]
+    assert whole.cpu <= budget.BUDGET.cpu and whole.memory <= budget.BUDGET.memory, (
+        f"a full run asks for {whole} ({len(pods)} pods, upgrade surge {surge}, kind {budget.KIND_CONTROL_PLANE}); "
+        f"the budget is {budget.BUDGET}; heaviest: " + ", ".join(
+            f"{p['metadata']['namespace']}/{p['metadata']['name']} {budget.pod_requests(p)}" for p in heaviest))
 
 
 def _draw(mesh: MeshSetup, role: str):

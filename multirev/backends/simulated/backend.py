@@ -37,6 +37,7 @@ class SimulatedRunner:
 class SimulatedBackend(Backend):
     name = "simulated"
     simulated = True
+    pins_node_ports = True  # it plays kind: host ports reach the gateways through fixed NodePorts (host_to_node_port)
 
     def __init__(self, transcript: Transcript, *, seed: int, faults: list[Fault], node_image: NodeImage,
                  work_dir: Path, host_port_base: int) -> None:

@@ -38,6 +38,17 @@ class AdmissionDenied(Exception):
     """A mutating webhook rejected (or could not be called for) a Pod."""
 
 
+class Refused(Exception):
+    """The API server refused to store an object; the text is the server's message."""
+
+
+# --service-node-port-range's default (kubeadm, hence kind, sets none). Dynamic allocation prefers the ports above
+# the static band of min(max(16, size/32), 128) ports, which it leaves to explicit requests
+# (kubernetes@v1.35.4:pkg/registry/core/service/portallocator/allocator.go calculateRangeOffset).
+NODE_PORT_RANGE = (30000, 32767)
+NODE_PORT_STATIC_BAND = min(max(16, (NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1) // 32), 128)
+
+
 class SimulatedCluster:
     def __init__(self, clock: LogicalClock, rng: random.Random, kubernetes_version: str, hooks: Hooks) -> None:
         self.clock = clock
@@ -47,9 +58,13 @@ class SimulatedCluster:
         self._kubernetes_version = kubernetes_version
         self._ready_at: dict[tuple[str, str], float | None] = {}
         self._pod_ips: dict[tuple[str, str], str] = {}  # pod -> when it becomes ready (None: never)
+        self._gone_at: dict[tuple[str, str], float] = {}  # terminating pod -> when its grace period ends
         self.mesh: MeshModel | None = None  # attached by the backend
         self.router: Router | None = None  # attached by the backend
         self.host_to_node_port: dict[int, int] = {}  # kind extraPortMappings, set by the backend
+        # Its own generator, seeded from the run's without drawing from it, so allocating NodePorts leaves every
+        # other seeded choice (pod names, routes, weights) as it was.
+        self._node_port_rng = random.Random(repr(rng.getstate()))
         for ns in SYSTEM_NAMESPACES:
             self.store.put(kinds.NAMESPACE, {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}})
         self.store.put(kinds.NODE, {"metadata": {"name": "multirev-control-plane"},
@@ -70,6 +85,8 @@ class SimulatedCluster:
             obj = self.hooks.apply("istio_config", obj)
         if existing is not None and kind is kinds.DEPLOYMENT:
             obj.setdefault("status", existing.get("status", {}))
+        if kind is kinds.SERVICE:
+            self._node_ports(obj, existing)
         stored = self.store.put(kind, obj)
         if kind is kinds.DEPLOYMENT:
             self._sync_deployment(stored["metadata"]["namespace"], stored["metadata"]["name"])
@@ -103,7 +120,7 @@ class SimulatedCluster:
                     for obj in self.store.raw_list(k, name):
                         self.store.delete(k, obj["metadata"]["name"], name)
         if kind is kinds.DEPLOYMENT:
-            for pod in self._pods_of(namespace or "", name):
+            for pod in self._pods_of(namespace or "", name, terminating=True):
                 self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
         if kind is kinds.CRD:
             # A deleted CRD takes every object of its kind with it (the customresourcecleanup finalizer:
@@ -153,14 +170,69 @@ class SimulatedCluster:
     def kubernetes_version(self) -> str:
         return self._kubernetes_version
 
+    # -- admission ------------------------------------------------------------------------------
+    def _node_ports(self, service: Obj, previous: Obj | None) -> None:
+        """NodePorts as the API server assigns them, in place: a NodePort or LoadBalancer Service's ports get one
+        each; a requested one must be free cluster-wide, else the Service is refused; one left out is allocated,
+        or on an update kept from the port of the same name (kubernetes@v1.35.4:pkg/registry/core/service/
+        storage/alloc.go initNodePorts, updateNodePorts; storage.go patchAllocatedValues)."""
+        spec = service.get("spec") or {}
+        kinds_with_node_ports = ("NodePort", "LoadBalancer")
+        if spec.get("type") not in kinds_with_node_ports:
+            return
+        meta = service["metadata"]
+        own = (meta.get("namespace") or "", meta["name"])
+        taken = {int(p["nodePort"]) for other in self.store.raw_list(kinds.SERVICE)
+                 if (other["metadata"].get("namespace") or "", other["metadata"]["name"]) != own
+                 for p in (other.get("spec") or {}).get("ports") or [] if p.get("nodePort")}
+        before = (previous or {}).get("spec") or {}
+        kept = {p.get("name"): p["nodePort"] for p in before.get("ports") or [] if p.get("nodePort")} \
+            if before.get("type") in kinds_with_node_ports else {}
+        # allocateLoadBalancerNodePorts: false allocates none but still honours requests (shouldAllocateNodePorts)
+        allocate = spec["type"] == "NodePort" or spec.get("allocateLoadBalancerNodePorts", True) is not False
+        low, high = NODE_PORT_RANGE
+        for index, port in enumerate(spec.get("ports") or []):
+            if not port.get("nodePort") and port.get("name") in kept:
+                port["nodePort"] = kept[port["name"]]
+            wanted = port.get("nodePort")
+            if wanted:
+                # portallocator.go: ErrNotInRange, ErrAllocated, reported by field (alloc.go, errors.NewInvalid)
+                if not low <= int(wanted) <= high:
+                    reason = f"provided port is not in the valid range. The range of valid ports is {low}-{high}"
+                elif int(wanted) in taken:
+                    reason = "provided port is already allocated"
+                else:
+                    taken.add(int(wanted))
+                    continue
+                raise Refused(f'Service "{meta["name"]}" is invalid: spec.ports[{index}].nodePort: Invalid value: '
+                              f"{wanted}: {reason}")
+            if allocate:
+                port["nodePort"] = self._next_node_port(taken)
+                taken.add(port["nodePort"])
+
+    def _next_node_port(self, taken: set[int]) -> int:
+        """A free port, at random above the static band first, then in it (allocator/bitmap.go
+        randomScanStrategyWithOffset)."""
+        low, high = NODE_PORT_RANGE
+        dynamic = [p for p in range(low + NODE_PORT_STATIC_BAND, high + 1) if p not in taken]
+        free = dynamic or [p for p in range(low, low + NODE_PORT_STATIC_BAND) if p not in taken]
+        if not free:
+            raise Refused("Internal error occurred: failed to allocate a nodePort: range is full")
+        return self._node_port_rng.choice(free)
+
     # -- controllers ---------------------------------------------------------------------------
     def advance(self) -> None:
         """Bring pod readiness and Deployment status up to the clock's time."""
         now = self.clock.now()
+        for key, gone_at in list(self._gone_at.items()):
+            if now >= gone_at:
+                self.store.delete(kinds.POD, key[1], key[0])
+                del self._gone_at[key]
+                self._ready_at.pop(key, None)
         for pod in self.store.raw_list(kinds.POD):
             key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
             ready_at = self._ready_at.get(key)
-            ready = ready_at is not None and now >= ready_at
+            ready = ready_at is not None and now >= ready_at and key not in self._gone_at
             pod["status"] = {
                 "podIP": self._pod_ips.get(key, ""),
                 "phase": "Running" if ready_at is not None else "Pending",
@@ -178,6 +250,8 @@ class SimulatedCluster:
                                              self._template_hash(deploy)))
             status.update(replicas=len(pods), readyReplicas=ready, availableReplicas=ready,
                           updatedReplicas=updated, observedGeneration=deploy["metadata"].get("generation", 1))
+        if self.mesh is not None:
+            self.mesh.foreign_istiods_write_roots()  # an istiod the run did not install writes its root back
 
     @staticmethod
     def _template_hash(deploy: Obj) -> str:
@@ -194,8 +268,17 @@ class SimulatedCluster:
             return
         for pod in self._pods_of(namespace, name):
             if pod not in current:
-                self.store.delete(kinds.POD, pod["metadata"]["name"], namespace)
-                self._ready_at.pop((namespace, pod["metadata"]["name"]), None)
+                self._terminate(pod)
+
+    def _terminate(self, pod: Obj) -> None:
+        """A deleted pod lingers, not ready, with a deletionTimestamp until its grace period ends (30 s unless
+        the pod says otherwise: k8s.io/api@v0.35.4 core/v1 DefaultTerminationGracePeriodSeconds); a Deployment's
+        counts leave it out at once (kubernetes@v1.35.4:pkg/controller/controller_utils.go IsPodActive)."""
+        now = self.clock.now()
+        grace = pod["spec"].get("terminationGracePeriodSeconds", 30)
+        pod["metadata"]["deletionTimestamp"] = f"2026-01-01T00:{int(now // 60) % 60:02d}:{int(now % 60):02d}Z"
+        pod["metadata"]["deletionGracePeriodSeconds"] = grace
+        self._gone_at[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = now + grace
 
     def pod_by_ip(self, ip: str) -> Obj | None:
         for (namespace, name), address in self._pod_ips.items():
@@ -210,9 +293,11 @@ class SimulatedCluster:
                 return True
         return False
 
-    def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
+    def _pods_of(self, namespace: str, deployment: str, *, terminating: bool = False) -> list[Obj]:
+        """The Deployment's active pods (with `terminating`, also those shutting down)."""
         return [p for p in self.store.raw_list(kinds.POD, namespace)
-                if any(o.get("name") == deployment for o in p["metadata"].get("ownerReferences", []))]
+                if any(o.get("name") == deployment for o in p["metadata"].get("ownerReferences", []))
+                and (terminating or "deletionTimestamp" not in p["metadata"])]
 
     def _sync_deployment(self, namespace: str, name: str) -> None:
         """Replace pods whose template differs (rollout), create missing ones through admission."""
@@ -298,8 +383,9 @@ class SimulatedCluster:
         return self.mesh.inject(pod, revision)
 
     def is_ready(self, pod: Obj) -> bool:
-        ready_at = self._ready_at.get((pod["metadata"]["namespace"], pod["metadata"]["name"]))
-        return ready_at is not None and self.clock.now() >= ready_at
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        ready_at = self._ready_at.get(key)
+        return ready_at is not None and self.clock.now() >= ready_at and key not in self._gone_at
 
     def settle(self, seconds: float) -> None:
         """Let logical time pass (used by the model's own istioctl waits)."""

@@ -33,6 +33,8 @@ POINTS = {
     "gateway_server_port": "the port number of a Gateway server as a revision's gateway reads it (ctx: gateway, "
                            "install_order)",
     "gateway_response": "the response an ingress gateway returns (ctx: revision, install_order)",
+    "gateway_config": "the Gateways or VirtualServices a revision's ingress gateway routes by, those its istiod sees "
+                      "(ctx: revision, install_order, kind: Gateway|VirtualService, unseen: the others of that kind)",
     "proxy_discovery_address": "the istiod address an injected proxy connects to (ctx: revision, install_order, "
                                "restarted, addresses: install_order -> address)",
     "mesh_response": "the response to an in-mesh request (ctx: namespace, rollout_in_progress)",

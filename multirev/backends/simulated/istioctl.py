@@ -125,6 +125,15 @@ class SimulatedIstioctl:
         if not isinstance(iop, dict) or iop.get("kind") != "IstioOperator":
             return "", f"Error: {filename} is not an IstioOperator\n", 1
         revision = self.mesh.install(iop, version)
+        if revision.install_error is not None:
+            # A refused object fails the install after the objects before it exist (istiod too, when a gateway
+            # Service is refused); the component's CLI name: istio@1.30.3:operator/pkg/component/component.go
+            # userFacingComponentNames (1.18.5: operator/pkg/name/name.go).
+            component, failure = revision.install_error
+            cli_name = {"Base": "Istio core", "Pilot": "Istiod", "IngressGateways": "Ingress gateways",
+                        "EgressGateways": "Egress gateways"}.get(component, "Unknown")
+            final = failure if supports(version, "install-error-detail") else "errors occurred during operation"
+            return "", f"✘ {cli_name} encountered an error: {failure}\nError: failed to install manifests: {final}\n", 1
         if not self.mesh.wait_ready(revision, READINESS_TIMEOUT):
             # istio@1.18.5:operator/pkg/helmreconciler/wait.go, apply.go; istio@1.30.3:operator/pkg/install/
             # wait.go, install.go; the progress line: operator/pkg/util/progress/progress.go (both tags).

@@ -14,10 +14,11 @@ from typing import Any
 
 import yaml
 
-from multirev.backends.simulated.cluster import SimulatedCluster
+from multirev.backends.simulated.cluster import Refused, SimulatedCluster
 from multirev.checks.xds import config_keys
 from multirev.istio import facts, trust
 from multirev.istio.capabilities import supports
+from multirev.istio.namespace_controller import ISTIOD_LABELS, Istiod, mesh_config_map, revision_of
 from multirev.istio.versions import IstioVersion, KubeVersion
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, matches_selector
@@ -46,6 +47,8 @@ class Revision:
     pushes: int = 0
     iop_labels: dict[str, str] = field(default_factory=dict)  # the IstioOperator file's own labels
     root: str = ""  # the root certificate (PEM) its istiod signs workload certificates under
+    # The last install's first refused object: (component, istioctl's error for it), or None.
+    install_error: tuple[str, str] | None = None
 
 
 class MeshModel:
@@ -77,8 +80,23 @@ class MeshModel:
         if self.cluster.store.get(kinds.NAMESPACE, namespace) is None:
             # istioctl creates a missing namespace, unlabelled (operator/pkg/util/k8s.go CreateNamespace)
             self.cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        revision.install_error = None
+        refused: set[str] = set()
         for obj in objects:
-            self.cluster.apply(obj)
+            component = labels_of(obj).get(facts.COMPONENT_LABEL, "")
+            if component in refused:
+                continue
+            try:
+                self.cluster.apply(obj)
+            except Refused as error:
+                # istioctl server-side applies a component's objects in turn and stops that component at the first
+                # refusal, while the others go on (istio@1.30.3:operator/pkg/install/install.go applyManifestSet,
+                # serverSideApply; the same message at 1.18.5: operator/pkg/helmreconciler/apply.go).
+                refused.add(component)
+                meta = obj["metadata"]
+                failure = (f"failed to update resource with server-side apply for obj "
+                           f"{obj['kind']}/{meta.get('namespace', '')}/{meta['name']}: {error}")
+                revision.install_error = revision.install_error or (component, failure)
         revision.logs.append(f"info\tmesh configuration: {json.dumps(revision.mesh_config, sort_keys=True)}")
         return revision
 
@@ -297,25 +315,58 @@ class MeshModel:
         """istiod's CA: the plugged-in `cacerts` of its namespace, else the namespace's self-signed
         istio-ca-secret, made by the first istiod that needs it (pilot/pkg/bootstrap/istio_ca.go@1.18.5 and
         @1.30.3); its namespace controller publishes the root as istio-ca-root-cert (namespacecontroller.go).
-        The model publishes into the istiod's own namespace only (docs/model-vs-real.md)."""
+        The model publishes into the istiod's own namespace only (docs/model-vs-real.md); an istiod it did not
+        install writes everywhere it watches (foreign_istiods_write_roots)."""
         namespace = revision.namespace
-        plugged = self.cluster.store.raw(kinds.SECRET, trust.CACERTS_SECRET, namespace)
-        if plugged is not None:
-            root = base64.b64decode((plugged.get("data") or {})[trust.ROOT_CERT]).decode()
-        else:
-            own = self.cluster.store.raw(kinds.SECRET, SELF_SIGNED_CA_SECRET, namespace)
-            if own is None:
-                own = self.cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "istio.io/ca-root",
-                                          "metadata": {"name": SELF_SIGNED_CA_SECRET, "namespace": namespace},
-                                          "data": {"ca-cert.pem": base64.b64encode(
-                                              trust.self_signed_root(f"Root CA {namespace}").encode()).decode()}})
-            root = base64.b64decode(own["data"]["ca-cert.pem"]).decode()
+        root, plugged = self._namespace_root(namespace)
         revision.root = self.cluster.hooks.apply("ca_root", root, revision=revision.name, namespace=namespace,
-                                                 install_order=revision.install_order, plugged=plugged is not None)
+                                                 install_order=revision.install_order, plugged=plugged)
         self.cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
                             "metadata": {"name": trust.ROOT_CONFIGMAP, "namespace": namespace,
                                          "labels": {"istio.io/config": "true"}},
                             "data": {trust.ROOT_CONFIGMAP_KEY: revision.root}})
+
+    def _namespace_root(self, namespace: str) -> tuple[str, bool]:
+        """The root an istiod in `namespace` signs under, and whether it was plugged in (see _publish_root)."""
+        plugged = self.cluster.store.raw(kinds.SECRET, trust.CACERTS_SECRET, namespace)
+        if plugged is not None:
+            return base64.b64decode((plugged.get("data") or {})[trust.ROOT_CERT]).decode(), True
+        own = self.cluster.store.raw(kinds.SECRET, SELF_SIGNED_CA_SECRET, namespace)
+        if own is None:
+            own = self.cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "istio.io/ca-root",
+                                      "metadata": {"name": SELF_SIGNED_CA_SECRET, "namespace": namespace},
+                                      "data": {"ca-cert.pem": base64.b64encode(
+                                          trust.self_signed_root(f"Root CA {namespace}").encode()).decode()}})
+        return base64.b64decode(own["data"]["ca-cert.pem"]).decode(), False
+
+    def foreign_istiods_write_roots(self) -> None:
+        """An istiod on the cluster that no `istioctl install` of the model made (someone's Istio, as a self-test
+        seeds it) runs its namespace controller: once ready, it writes its root into istio-ca-root-cert in every
+        namespace it watches (multirev/istio/namespace_controller.py: every one without discoverySelectors) and
+        writes it back wherever another istiod wrote its own. Real istiods keep overwriting each other and a reader
+        gets whichever wrote last; the model lets the foreign one write last, each time the cluster is read."""
+        for deployment in self.cluster.store.raw_list(kinds.DEPLOYMENT, labels=ISTIOD_LABELS):
+            namespace, revision_name = deployment["metadata"]["namespace"], revision_of(deployment)
+            ours = self.revisions.get(revision_name)
+            if ours is not None and ours.namespace == namespace:
+                continue
+            selector = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or ISTIOD_LABELS
+            if not any(self.cluster.is_ready(pod) for pod in self.cluster.store.raw_list(kinds.POD, namespace,
+                                                                                          selector)):
+                continue
+            istiod = Istiod.of(deployment, self.cluster.store.raw(kinds.CONFIGMAP, mesh_config_map(revision_name),
+                                                                  namespace))
+            root, _ = self._namespace_root(namespace)
+            for ns in self.cluster.store.raw_list(kinds.NAMESPACE):
+                name = ns["metadata"]["name"]
+                if not istiod.watches(name, labels_of(ns)):
+                    continue
+                published = self.cluster.store.raw(kinds.CONFIGMAP, trust.ROOT_CONFIGMAP, name)
+                if published is None or (published.get("data") or {}).get(trust.ROOT_CONFIGMAP_KEY) != root:
+                    self.cluster.store.put(kinds.CONFIGMAP, {
+                        "metadata": {"name": trust.ROOT_CONFIGMAP, "namespace": name,
+                                     "labels": {"istio.io/config": "true"}},
+                        "data": {trust.ROOT_CONFIGMAP_KEY: root}})
 
     def wait_ready(self, revision: Revision, timeout: float) -> bool:
         """What `istioctl install` does before printing success: wait for its Deployments."""

@@ -52,13 +52,17 @@ class Router:
             return _response(503, "no healthy upstream")
         hostname = host.split(":")[0]
         listener = self._target_port(service, node_port)
-        bound = [g for g in self._visible(revision, kinds.GATEWAY)
+        bound = [g for g in self._gateway_config(revision, kinds.GATEWAY)
                  if matches_selector(labels_of(gateway_pod), {"matchLabels": self._selector(g, revision)})
                  and any(self._listener_port(g, s, gateway_pod, revision) == listener
                          and any(_host_matches(h, hostname) for h in s.get("hosts", []))
                          for s in g["spec"].get("servers", []))]
         names = {f"{namespace_of(g)}/{name_of(g)}" for g in bound}
-        for vs in self._visible(revision, kinds.VIRTUAL_SERVICE):
+        # VirtualServices are tried in order, each by host then path, where Envoy first picks the virtual host with
+        # the most specific domain (exact, then wildcards, "*" last: envoy api/envoy/config/route/v3/
+        # route_components.proto VirtualHost.domains): the same answer unless a "*" route and a route for the
+        # named host both match the path.
+        for vs in self._gateway_config(revision, kinds.VIRTUAL_SERVICE):
             gateways = {g if "/" in g else f"{namespace_of(vs)}/{g}" for g in vs["spec"].get("gateways") or []}
             if not gateways & names or not any(_host_matches(h, hostname) for h in vs["spec"].get("hosts", [])):
                 continue
@@ -66,6 +70,16 @@ class Router:
             if route is not None:
                 return self._gateway_response(revision, self._forward(revision, vs, route, path, host))
         return self._gateway_response(revision, _response(404))
+
+    def _gateway_config(self, revision: Revision, kind: kinds.Kind) -> list[Obj]:
+        """The Gateways or VirtualServices an ingress gateway of the revision is programmed with: those its istiod
+        sees, unless a fault says otherwise."""
+        seen = self._visible(revision, kind)
+        if not self.cluster.hooks.has("gateway_config"):
+            return seen
+        unseen = [o for o in self.cluster.store.raw_list(kind) if not self.mesh.sees(revision, o)]
+        return self.cluster.hooks.apply("gateway_config", seen, revision=revision.name,
+                                        install_order=revision.install_order, kind=kind.kind, unseen=unseen)
 
     def _gateway_response(self, revision: Revision, response: HttpResponse) -> HttpResponse:
         return self.cluster.hooks.apply("gateway_response", response, revision=revision.name,
