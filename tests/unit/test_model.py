@@ -213,3 +213,34 @@ def test_model_analyze_reports_what_real_analyze_reported_for_raw_bookinfo(tmp_p
     assert any(f.startswith("Error [IST0145] (Gateway app-b/bookinfo-gateway) Conflict with gateways "
                             "app-a/bookinfo-gateway") for f in findings), findings
     assert any("[IST0173] (DestinationRule app-b/ratings) The Subset v2-mysql " in f for f in findings), findings
+
+
+def test_replaced_pods_linger_while_they_shut_down(tmp_path: Path) -> None:
+    """As on a real cluster (issue 16, finding 1): after a restart the old pod stays listed, not ready and with a
+    deletionTimestamp, for its grace period (30 s by default); the Deployment's counts leave it out at once, so
+    its rollout looks done while the old pod is still there. Observations of workloads skip it."""
+    from multirev.backends.simulated.cluster import SimulatedCluster
+    from multirev.observe import workload_pods
+
+    backend = SimulatedBackend(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                               node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    cluster = backend.start()
+    assert isinstance(cluster, SimulatedCluster)
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app"}})
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "app"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                            "template": {"metadata": {"labels": {"app": "web"}},
+                                         "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
+    cluster.clock.sleep(10)
+    (old,) = cluster.list(kinds.POD, "app")
+    cluster.rollout_restart("app", "web")
+    cluster.clock.sleep(10)
+    pods = {p["metadata"]["name"]: p for p in cluster.list(kinds.POD, "app")}
+    assert len(pods) == 2 and "deletionTimestamp" in pods[old["metadata"]["name"]]["metadata"]
+    assert pods[old["metadata"]["name"]]["status"]["conditions"][0]["status"] == "False"
+    status = cluster.get(kinds.DEPLOYMENT, "web", "app")["status"]
+    assert status["replicas"] == status["readyReplicas"] == status["updatedReplicas"] == 1
+    assert old["metadata"]["name"] not in [p["metadata"]["name"] for p in workload_pods(cluster, "app", {})]
+    cluster.clock.sleep(30)
+    assert old["metadata"]["name"] not in [p["metadata"]["name"] for p in cluster.list(kinds.POD, "app")]
+    assert len(cluster.list(kinds.POD, "app")) == 1

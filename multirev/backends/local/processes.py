@@ -7,7 +7,6 @@ kernel kills the children as well. Normal teardown, a failed test and Ctrl-C all
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
@@ -94,16 +93,32 @@ class Supervisor:
 
 
 def _terminate(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
+    """Stop the process's whole session (its own process group): the leader may be gone while its children still
+    run (an nginx master that died leaves its workers, which keep the group), so the group is signalled even then,
+    and awaited until no member is left."""
+    group = proc.pid
+    if not _signal_group(group, signal.SIGTERM):
+        proc.poll()
         return
     deadline = time.monotonic() + STOP_GRACE
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and _group_alive(group, proc):
         time.sleep(0.1)
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    if _group_alive(group, proc):
+        _signal_group(group, signal.SIGKILL)
+        deadline = time.monotonic() + STOP_GRACE
+        while time.monotonic() < deadline and _group_alive(group, proc):
+            time.sleep(0.1)
+    proc.poll()
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _group_alive(group: int, proc: subprocess.Popen) -> bool:
+    proc.poll()  # reaps the leader once it exits, so that it no longer counts
+    return _signal_group(group, 0)

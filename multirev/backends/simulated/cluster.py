@@ -279,6 +279,9 @@ class SimulatedCluster:
         pod["metadata"]["deletionTimestamp"] = f"2026-01-01T00:{int(now // 60) % 60:02d}:{int(now % 60):02d}Z"
         pod["metadata"]["deletionGracePeriodSeconds"] = grace
         self._gone_at[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = now + grace
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Ready":
+                condition["status"] = "False"
 
     def pod_by_ip(self, ip: str) -> Obj | None:
         for (namespace, name), address in self._pod_ips.items():
