@@ -18,6 +18,7 @@ The rules, per kind (docs/backends.md, "What the run owns"):
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from multirev.backends.base import Cluster
@@ -43,6 +44,7 @@ class Footprint:
     namespaces_before: dict[str, dict[str, str]]  # every namespace that existed -> its labels
     webhooks_before: set[tuple[str, str]]  # (kind, name) of every webhook configuration that existed
     crds_before: dict[str, dict[str, str]] = field(default_factory=dict)  # Istio CRDs that existed -> labels
+    crd_specs_before: dict[str, dict] = field(default_factory=dict)  # and -> their spec
     published_before: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) of istiod's ConfigMaps
     borrowed: dict[str, dict[str, str | None]] = field(default_factory=dict)  # namespace -> prior label values
 
@@ -51,11 +53,12 @@ class Footprint:
         namespaces = {ns["metadata"]["name"]: dict(labels_of(ns)) for ns in cluster.list(kinds.NAMESPACE)}
         webhooks = {(kind.kind, hook["metadata"]["name"]) for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
                     for hook in cluster.list(kind)}
-        crds = {crd["metadata"]["name"]: dict(labels_of(crd)) for crd in cluster.list(kinds.CRD)
-                if crd["metadata"]["name"].endswith(ISTIO_CRD_SUFFIX)}
+        istio_crds = [crd for crd in cluster.list(kinds.CRD) if crd["metadata"]["name"].endswith(ISTIO_CRD_SUFFIX)]
+        crds = {crd["metadata"]["name"]: dict(labels_of(crd)) for crd in istio_crds}
+        specs = {crd["metadata"]["name"]: copy.deepcopy(crd.get("spec") or {}) for crd in istio_crds}
         published = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
                      for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)}
-        return cls(run_id, namespaces, webhooks, crds, published)
+        return cls(run_id, namespaces, webhooks, crds, specs, published)
 
     def existed(self, namespace: str) -> bool:
         return namespace in self.namespaces_before
@@ -107,13 +110,20 @@ class Footprint:
             if cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: plane.plane.tag}):
                 problems.append(f"revision tag {plane.plane.tag} already exists in this cluster and this run did not "
                                 "create it; pass --allow-destructive to let the run move it (and remove it at the end)")
+        # Each install re-applies its own version's CRDs. Two versions rewrite them whatever they were; one version
+        # leaves CRDs of its own version as they are. Builds from source all say the chart's placeholder, so for
+        # them only the one version (not its label) tells.
+        versions = sorted({str(p.plane.version) for p in plan.planes})
         writes = {facts.crd_version_label(p.plane.version) for p in plan.planes}
         for name, labels in sorted(self.crds_before.items()):
             found = labels.get(facts.CRD_VERSION_LABEL)
-            if {found} != writes:
+            if len(versions) > 1 or {found} != writes:
                 origin = f"are from Istio {found}" if found else f"carry no {facts.CRD_VERSION_LABEL}"
+                if found == facts.CHART_PLACEHOLDER_VERSION:
+                    origin = f"carry the chart's placeholder version {found} (a build from source)"
                 problems.append(f"the cluster's Istio CRDs (e.g. {name}) {origin}, and the run's installs would "
-                                f"rewrite them as {' and '.join(sorted(writes))}; pass --allow-destructive to allow it")
+                                f"rewrite them as {' and then '.join(versions)}; pass --allow-destructive to allow it "
+                                "(they are put back at the end)")
                 break
         return problems
 
@@ -186,14 +196,18 @@ class Footprint:
         return problems
 
     def give_back(self, cluster: Cluster) -> list[str]:
-        """Put every borrowed namespace's labels back to their values before the run, and the labels of Istio CRDs
-        that existed (each `istioctl install` re-applies Base and relabels them as its own); problems as text."""
+        """Put every borrowed namespace's labels back to their values before the run, and the Istio CRDs that existed
+        as they were, spec and labels (each `istioctl install` re-applies its own version's Base CRDs and relabels
+        them as its own); problems as text."""
         problems = []
         for name, prior in self.crds_before.items():
             crd = cluster.get(kinds.CRD, name)
             if crd is None:
                 problems.append(f"CustomResourceDefinition {name} existed before the run and is gone")
                 continue
+            spec = self.crd_specs_before.get(name)
+            if spec is not None and (crd.get("spec") or {}) != spec:
+                cluster.replace_spec(kinds.CRD, name, spec)
             now = labels_of(crd)
             if now != prior:
                 cluster.label(kinds.CRD, name, {**dict.fromkeys(set(now) - set(prior)), **prior})

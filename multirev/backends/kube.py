@@ -137,6 +137,11 @@ class KubeCluster:
         self._call("PATCH", kind.path(namespace, name), body={"metadata": {"labels": labels}},
                    content_type="application/merge-patch+json", query=[("fieldManager", FIELD_MANAGER)])
 
+    def replace_spec(self, kind: Kind, name: str, spec: dict, namespace: str | None = None) -> None:
+        """The whole spec, as it is given (a JSON patch: a merge patch or an apply would keep fields it lacks)."""
+        self._call("PATCH", kind.path(namespace, name), body=[{"op": "replace", "path": "/spec", "value": spec}],
+                   content_type="application/json-patch+json", query=[("fieldManager", FIELD_MANAGER)])
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         try:
             self._call("DELETE", kind.path(namespace, name))

@@ -118,6 +118,12 @@ CAPABILITIES: tuple[Capability, ...] = (
         "`istioctl tag set` also creates Service istiod-revision-tag-<tag>",
     ),
     Capability(
+        "push-line-forced", (1, 31), None,
+        "istio release-1.30 at 9739e10eb9d7 vs release-1.31 at eed52ebb66ad: pilot/pkg/xds/discovery.go (the "
+        "`Push debounce stable[...]` log line); both seen in the real istiods' logs on the local backend",
+        "the push line of a config change ends `forced=false` instead of `full=true`",
+    ),
+    Capability(
         "proxy-status-subscribed-types", (1, 29), None,
         "istio@1.29.0:istioctl/pkg/proxystatus/proxystatus.go",
         "`proxy-status` prints NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES instead of per-xDS columns",
@@ -139,9 +145,13 @@ KUBERNETES_SUPPORT: dict[Minor, tuple[KubeVersion, KubeVersion]] = {
     (1, 26): (KubeVersion(1, 29), KubeVersion(1, 33)),
     (1, 27): (KubeVersion(1, 29), KubeVersion(1, 33)),
     (1, 28): (KubeVersion(1, 30), KubeVersion(1, 34)),
-    # 1.29 and 1.30: istio.io content/en/news/releases/1.29.x/announcing-1.29 and 1.30.x/announcing-1.30
+    # 1.29 to 1.31: istio.io content/en/news/releases/1.29.x/announcing-1.29, 1.30.x/announcing-1.30 and
+    # 1.31.x/announcing-1.31 (_index.md, "officially supported on Kubernetes versions"; 1.31.0 published
+    # 2026-08-20). istioctl's own floor agrees: istioctl/pkg/install/k8sversion/version.go MinK8SVersion = 32
+    # at release-1.30 and release-1.31.
     (1, 29): (KubeVersion(1, 31), KubeVersion(1, 35)),
     (1, 30): (KubeVersion(1, 32), KubeVersion(1, 36)),
+    (1, 31): (KubeVersion(1, 32), KubeVersion(1, 36)),
 }
 KUBERNETES_SUPPORT_SOURCE = "istio/istio.io:data/compatibility/supportStatus.yml"
 

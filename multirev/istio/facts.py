@@ -155,7 +155,6 @@ def tag_list_empty_message(version: IstioVersion) -> str:
 
 
 def push_line_suffix(version: IstioVersion) -> str:
-    """How the push line of a config change ends: `full=true` up to 1.30; from 1.31 the field is `forced`, false for
-    an ordinary config change (istio@1.30.3 vs release-1.31 at eed52ebb66ad: pilot/pkg/xds/discovery.go; seen in
-    the real 1.31-dev istiod's log: `for config VirtualService/...: ..., forced=false`)."""
-    return "forced=false" if version.minor_line >= (1, 31) else "full=true"
+    """How the push line of a config change ends (capability push-line-forced): `full=true` up to 1.30, and from
+    1.31 `forced=false` for an ordinary config change."""
+    return "forced=false" if supports(version, "push-line-forced") else "full=true"

@@ -86,6 +86,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"| kind node image | {report['node_image'] or '-'} (kind {report['kind_version'] or '-'}) |",
         f"| started / finished | {report['started']} / {report['finished']} |",
     ]
+    if (report.get("data_plane") or {}).get("envoy"):
+        plane = report["data_plane"]
+        lines.append(f"| data plane | Envoy {plane['envoy']}; {len(plane.get('proxies') or [])} proxies started |")
+    elif (report.get("data_plane") or {}).get("missing"):
+        lines.append(f"| data plane | none: {report['data_plane']['missing']} |")
     if report.get("faults"):
         lines.append(f"| injected faults | {', '.join(report['faults'])} |")
     for note in report.get("notes") or []:

@@ -111,8 +111,8 @@ def test_a_passing_run_with_allow_destructive_gives_everything_back(owned: Owned
     reports = tmp_path / "reports"
     proc = start_suite_on(owned.bed, reports, "-s", "-q", "--profile-file", str(owned.profile), "--allow-destructive",
                           "--layout", layout, "-k", SET_UP_TESTS)
-    seen = read_until(proc, "istioctl tag set canary -> 1-31-dev-b: done")
-    assert "istioctl tag set canary -> 1-31-dev-b: done" in seen[-1], "\n".join(seen[-20:])
+    seen = read_until(proc, "istioctl tag set canary -> 1-31-dev: done")
+    assert "istioctl tag set canary -> 1-31-dev: done" in seen[-1], "\n".join(seen[-20:])
     # Set-up is complete: everything the run made is there now. The run is paused while it is listed.
     proc.send_signal(signal.SIGSTOP)
     try:
@@ -147,8 +147,8 @@ def test_an_interrupted_run_gives_everything_back(owned: Owned, tmp_path: Path) 
     """Ctrl-C while the canary revision installs: pytest's teardown removes what the run had made."""
     proc = start_suite_on(owned.bed, tmp_path / "reports", "-s", "-q", "--profile-file", str(owned.profile),
                           "--allow-destructive", "-k", SET_UP_TESTS)
-    seen = read_until(proc, "istioctl install revision 1-31-dev-b")
-    assert seen and "istioctl install revision 1-31-dev-b" in seen[-1], "\n".join(seen[-20:])
+    seen = read_until(proc, "istioctl install revision 1-31-dev")
+    assert seen and "istioctl install revision 1-31-dev" in seen[-1], "\n".join(seen[-20:])
     time.sleep(3)  # into the install itself
     assert interrupt(proc) != 0, "an interrupted run must not report success"
     _assert_left_as_it_was(owned, "an interrupted run")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import os
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ from fixtures.mesh import MeshSetup, build_mesh
 from multirev import budget
 from multirev.backends.local.backend import LocalBackend
 from multirev.backends.local.pins import KUBERNETES
+from multirev.backends.local.pods.envoy import ENVOY_FOR_ISTIO_MINOR, istio_minor
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.gateway import check_productpage
 from multirev.commands import Transcript
@@ -115,6 +117,26 @@ def test_every_proxy_accepted_every_resource(mesh: MeshSetup) -> None:
     assert not problems, "; ".join(problems)
     proxies = [p for p in backend.data_plane.pods.values() if p.has_proxy]
     assert len(proxies) >= 2 * 8  # two gateways and six Bookinfo pods and the client per revision, at least
+
+
+def test_each_revisions_proxies_run_their_own_minors_envoy(mesh: MeshSetup) -> None:
+    """1.30-dev's proxies run Envoy 1.38 and 1.31-dev's Envoy 1.39, as istio/proxy's release branches build them
+    (pods/envoy.py): read from each running Envoy's admin /server_info, not from what was configured."""
+    assert wait_until_served(mesh, "canary", "/productpage", "bookinfo.example") is None
+    backend = mesh.backend
+    assert isinstance(backend, LocalBackend) and backend.data_plane is not None
+    seen: dict[str, set[str]] = {}
+    for running in list(backend.data_plane.pods.values()):
+        istio = next((p.istio_version for p in running.programs.values() if p.proxy), None)
+        if istio is None or not running.ready:
+            continue
+        answer = backend.data_plane.admin_get(running.namespace, running.name, "/server_info")
+        assert answer.returncode == 0, f"{running.namespace}/{running.name}: {answer.stderr}"
+        envoy = json.loads(answer.stdout)["version"].split("/")[1]
+        seen.setdefault(istio, set()).add(envoy)
+    wanted = {istio: {ENVOY_FOR_ISTIO_MINOR[istio_minor(istio)].version} for istio in backend.options.istio_versions}
+    assert seen == wanted
+    assert backend.info().extra["envoy_by_istio"] == {istio: envoys.pop() for istio, envoys in wanted.items()}
 
 
 def _observe_traffic(mesh: MeshSetup) -> dict[str, object]:

@@ -97,6 +97,59 @@ def test_every_pin_served_here_is_checksum_pinned() -> None:
             assert pin.notes, f"{version}: say why it cannot be built here"
 
 
+def test_a_pin_carries_its_replacements_into_the_wrapper_and_a_changed_one_rebuilds(tmp_path: Path) -> None:
+    import json
+
+    recipe = build.istio_recipe(ISTIO["1.30-dev"])
+    text = build.wrapper_go_mod(recipe, "module istio.io/istio\n\ngo 1.25.9\n\nrequire istio.io/api v1.30.4\n")
+    for replacement in ISTIO["1.30-dev"].replaces:
+        assert f"\t{replacement.module} => {replacement.module} {replacement.version}" in text
+        assert replacement.reason  # each says what it changes
+    folder = recipe.folder(tmp_path)
+    folder.mkdir(parents=True)
+    for name in recipe.packages:
+        (folder / name).write_text("")
+    info = {"module_version": recipe.pin.version, "tags": list(recipe.tags), "ldflags": list(recipe.ldflags),
+            "replaces": build.replace_record(recipe)}
+    (folder / build.BUILD_INFO).write_text(json.dumps(info))
+    assert build.is_built(recipe, tmp_path)
+    info["replaces"] = [*info["replaces"][:-1], "github.com/agentgateway/agentgateway/api => v0.0.0-older"]
+    (folder / build.BUILD_INFO).write_text(json.dumps(info))
+    assert not build.is_built(recipe, tmp_path)
+
+
+def test_every_pin_agrees_with_what_the_module_proxy_answered() -> None:
+    """Network-free: served-answers.json is what `./run probe-modules` recorded (the day is in it)."""
+    from multirev.backends.local import served
+
+    answers = served.load()
+    assert {pin.pin.version for pin in ISTIO.values()} <= set(answers["answers"])
+    assert [problem for pin in ISTIO.values() for problem in served.problems(pin, answers)] == []
+    # What the record documents: the pins of the local-dev pair build, 1.30-dev only with its five replacements.
+    assert answers["answers"][ISTIO["1.31-dev"].pin.version]["refused_dependencies"] == {}
+    assert len(answers["answers"][ISTIO["1.30-dev"].pin.version]["refused_dependencies"]) == 5
+    assert not answers["answers"][ISTIO["1.30.3"].pin.version]["served"]
+
+
+def test_a_pin_that_disagrees_with_the_record_is_named() -> None:
+    import dataclasses
+
+    from multirev.backends.local import served
+
+    answers = served.load()
+    pin = ISTIO["1.30-dev"]
+    bare = dataclasses.replace(pin, replaces=pin.replaces[1:])
+    assert served.problems(bare, answers) == [
+        "1.30-dev: istio.io/api@v1.30.4-0.20260824163423-69099aec2678 is refused (403 Forbidden: This module "
+        "version is not available.) and the pin does not replace it"]
+    extra = dataclasses.replace(ISTIO["1.31-dev"], replaces=pin.replaces[:1])
+    assert served.problems(extra, answers)[0] == ("1.31-dev: replaces istio.io/api, which the proxy serves as "
+                                                  "required")
+    refused = dataclasses.replace(ISTIO["1.30.3"], served_here=True)
+    assert served.problems(refused, answers) == ["1.30.3: marked served, but the proxy answered 403 Forbidden: "
+                                                 "This module version is not available."]
+
+
 def test_unknown_istio_version_is_one_clear_line() -> None:
     with pytest.raises(UsageError, match="no build pin for Istio 1.27.0"):
         build.recipes_for(["1.27.0"])

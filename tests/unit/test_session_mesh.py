@@ -99,17 +99,28 @@ def test_istio_crds_of_another_version_are_not_rewritten(setting: tuple[ForeignC
     backend, plan, work = setting
     backend.cluster.apply(_crd("virtualservices.networking.istio.io", "1.99.0"))
     with pytest.raises(UsageError, match=r"CRDs \(e.g. virtualservices.networking.istio.io\) are from Istio 1\.99\.0, "
-                                         r"and the run's installs would rewrite them as 1\.29\.6 and 1\.30\.3; pass "
-                                         r"--allow-destructive"), \
+                                         r"and the run's installs would rewrite them as 1\.29\.6 and then "
+                                         r"1\.30\.3; pass --allow-destructive"), \
             session_mesh(plan, backend, backend.cluster, work, {CLIENT}):
         pytest.fail("set-up should have been refused")
     assert set(istio_objects(backend, plan)) == {"CRD"}
 
 
+def _one_build_twice(tmp_path: Path) -> MeshPlan:
+    """Two revisions of one build from source (what local-dev was before it paired two minors)."""
+    path = tmp_path / "one-build.yaml"
+    path.write_text("name: one-build\ndescription: two revisions of 1.31-dev\n"
+                    "stable: {version: 1.31-dev, revision: a, namespace: istio-stable, tag: stable, "
+                    "app_namespaces: [app-stable]}\n"
+                    "canary: {version: 1.31-dev, revision: b, namespace: istio-canary, tag: canary, "
+                    "app_namespaces: [app-canary]}\n")
+    return MeshPlan(load_profile(path=path), "run1")
+
+
 def test_crds_the_cluster_had_are_kept_with_their_labels(tmp_path: Path) -> None:
     """CRDs of the run's own version (both revisions of one build): used, kept, and their labels, which each
     install rewrites, given back."""
-    plan = MeshPlan(load_profile("local-dev"), "run1")
+    plan = _one_build_twice(tmp_path)
     backend = ForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
                              node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
     cluster = backend.start()
@@ -123,11 +134,46 @@ def test_crds_the_cluster_had_are_kept_with_their_labels(tmp_path: Path) -> None
     assert cluster.get(kinds.CRD, "virtualservices.networking.istio.io")["metadata"]["labels"] == before
 
 
+def test_two_builds_from_source_are_refused_on_crds_they_would_rewrite(tmp_path: Path) -> None:
+    """1.30-dev and 1.31-dev both label their CRDs with the chart's placeholder, yet each install re-applies its
+    own: the label cannot show they are unchanged, so CRDs the cluster had are refused."""
+    plan = MeshPlan(load_profile("local-dev"), "run1")
+    backend = ForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                             node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    cluster = backend.start()
+    cluster.apply(_crd("virtualservices.networking.istio.io", facts.CHART_PLACEHOLDER_VERSION))
+    with pytest.raises(UsageError, match=r"carry the chart's placeholder version 1\.0\.0 \(a build from source\), "
+                                         r"and the run's installs would rewrite them as 1\.30-dev and then "
+                                         r"1\.31-dev"), \
+            session_mesh(plan, backend, cluster, tmp_path, {CLIENT}):
+        pytest.fail("set-up should have been refused")
+
+
 class DestructiveForeignCluster(ForeignCluster):
     """Someone's cluster, with --allow-destructive."""
 
     def may_destroy_foreign(self) -> bool:
         return True
+
+
+def test_with_allow_destructive_rewritten_crds_are_put_back_as_they_were(tmp_path: Path) -> None:
+    """The newer install re-applies its CRDs (new fields in the schema); at the end the cluster's own are back,
+    spec and labels."""
+    plan = MeshPlan(load_profile("local-dev"), "run1")
+    backend = DestructiveForeignCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                                        node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path,
+                                        host_port_base=18080)
+    cluster = backend.start()
+    name = "destinationrules.networking.istio.io"
+    crd = _crd(name, facts.CHART_PLACEHOLDER_VERSION)
+    crd["spec"]["versions"] = [{"name": "v1", "schema": {"fields": ["theirs"]}}]
+    cluster.apply(crd)
+    before = cluster.get(kinds.CRD, name)
+    with session_mesh(plan, backend, cluster, tmp_path, {CLIENT}):
+        cluster.replace_spec(kinds.CRD, name, {**before["spec"], "versions": [
+            {"name": "v1", "schema": {"fields": ["theirs", "http2KeepAlive"]}}]})
+    after = cluster.get(kinds.CRD, name)
+    assert after["spec"] == before["spec"] and after["metadata"]["labels"] == before["metadata"]["labels"]
 
 
 def _namespace(name: str, labels: dict[str, str]) -> dict:

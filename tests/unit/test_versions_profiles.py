@@ -36,12 +36,24 @@ def test_capability_rows_are_cited_and_version_aware() -> None:
 
 
 def test_unknown_minor_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A profile that borrows facts (local-dev) sets the assumption for its process; start from none.
+    # An --assume-facts-of earlier in this process sets the assumption; start from none.
     from multirev.istio import capabilities
 
     monkeypatch.setattr(capabilities, "_ASSUMED_LIKE", [])
     with pytest.raises(UsageError, match="unknown Istio version 1.99.0"):
         check_known(V("1.99.0"))
+
+
+def test_the_local_dev_pair_is_two_minors_with_their_own_facts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multirev.istio import capabilities
+
+    monkeypatch.setattr(capabilities, "_ASSUMED_LIKE", [])
+    profile = load_profile("local-dev")
+    assert (str(profile.stable.version), str(profile.canary.version)) == ("1.30-dev", "1.31-dev")
+    assert (profile.stable.revision, profile.canary.revision) == ("1-30-dev", "1-31-dev")
+    assert profile.assumed_facts_of is None and capabilities._ASSUMED_LIKE == []
+    # The local backend's Kubernetes (v1.35.4) lies inside both minors' ranges.
+    assert str(common_kubernetes(profile.stable.version, profile.canary.version)) == "1.32-1.36"
 
 
 def test_common_kubernetes_ranges() -> None:

@@ -47,7 +47,7 @@ from multirev.backends.local.pods.dns import ClusterDns, service_records
 from multirev.backends.local.pods.envoy import (
     ISTIO_SETTINGS,
     WHEEL,
-    envoy_binary,
+    ensure_envoys,
     envoy_version,
     missing_for_data_plane,
 )
@@ -186,6 +186,7 @@ class LocalBackend(Backend):
         self.forwarder: Forwarder | None = None
         self.istiods: IstiodRunner | None = None
         self.folders: dict[str, Path] = {}
+        self.envoys: dict[str, Path] = {}  # Istio version -> the Envoy its proxies run
         self._cluster: LocalCluster | None = None
         self._kubernetes_version = ""
         self._reported: dict[str, str] = {}
@@ -209,6 +210,8 @@ class LocalBackend(Backend):
     def start(self) -> Cluster:
         with step("build local binaries (reused when cached)"):
             self.folders = build.ensure_built(self.options.istio_versions, self.options.bin_cache)
+            if not self.data_plane_missing:
+                self.envoys = ensure_envoys(self.options.istio_versions, self.options.bin_cache)
         atexit.register(self.stop)
         previous = signal.getsignal(signal.SIGTERM)
         if threading.current_thread() is threading.main_thread() and previous in (signal.SIG_DFL, None):
@@ -278,17 +281,17 @@ class LocalBackend(Backend):
     def _start_data_plane(self) -> None:
         assert self._cluster is not None and self.temp is not None and self.supervisor is not None
         cluster = self._cluster
-        envoy = envoy_binary()
-        assert envoy is not None
         # The proxy's user (1337) cannot enter root's home, where the venv and the build cache may live.
         self.temp.chmod(0o711)
         bin_dir = self.temp / "bin"
         bin_dir.mkdir(mode=0o755)
-        shutil.copy2(envoy, bin_dir / "envoy")
-        agents = {}
+        agents, envoys = {}, {}
         for version in self.options.istio_versions:
             agents[version] = bin_dir / f"pilot-agent-{version}"
             shutil.copy2(self.folders[f"istio/{version}"] / "pilot-agent", agents[version])
+            # Each revision's proxies run the Envoy minor its istio/proxy is built on (pods/envoy.py).
+            envoys[version] = bin_dir / f"envoy-{version}"
+            shutil.copy2(self.envoys[version], envoys[version])
         self.dns = ClusterDns(self.netns.name, lambda: service_records(cluster.list(kinds.SERVICE),
                                                                       cluster.list(kinds.ENDPOINTSLICE)))
         self.dns.start()
@@ -297,7 +300,7 @@ class LocalBackend(Backend):
         bootstraps = {version: build.istio_recipe(ISTIO[version]).source(self.options.bin_cache) / build.ISTIO_BOOTSTRAP
                       for version in self.options.istio_versions}
         self.data_plane = DataPlane(api, self.supervisor, self.netns.name, self.temp / "pods", agents,
-                                    bin_dir / "envoy", bootstraps, node=NODE_NAME,
+                                    envoys, bootstraps, node=NODE_NAME,
                                     skip=lambda pod: (pod["metadata"].get("labels") or {}).get("app") == "istiod")
         self.data_plane.start()
         cluster.data_plane = self.data_plane
@@ -467,9 +470,12 @@ class LocalBackend(Backend):
         if self.data_plane_missing:
             extra["data_plane"] = self.data_plane_missing
         else:
-            binary = envoy_binary()
-            # Every proxy runs this one binary (pilot-agent's PROXY_CONFIG binaryPath, pods/containers.py).
-            extra["envoy"] = f"{envoy_version(binary) if binary else '?'} (upstream, {WHEEL} wheel)"
+            # Each revision's proxies run their minor's Envoy (pilot-agent's PROXY_CONFIG binaryPath,
+            # pods/containers.py).
+            by_istio = {version: envoy_version(binary) for version, binary in sorted(self.envoys.items())}
+            extra["envoy_by_istio"] = by_istio
+            extra["envoy"] = (", ".join(f"{envoy} for Istio {istio}" for istio, envoy in by_istio.items())
+                              + f" (upstream, {WHEEL} wheels)")
             if self.data_plane is not None:
                 extra["proxies"] = sorted(self.data_plane.proxies_run)
         return BackendInfo("local", False, self._kubernetes_version, extra=extra)

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multirev.backends.local.pins import ETCD, ISTIO, KUBERNETES, KWOK, IstioPin, ModulePin
+from multirev.backends.local.pins import ETCD, ISTIO, KUBERNETES, KWOK, IstioPin, ModulePin, Replacement
 from multirev.cachelock import cache_entry_lock
 from multirev.errors import EnvironmentProblem, UsageError
 
@@ -59,6 +59,8 @@ class Recipe:
     # Files and folders of the module's source a run reads (samples, stage files), copied next to the binaries
     # at build time: a run then needs no Go module cache.
     data: tuple[str, ...] = ()
+    # Dependencies the module proxy refuses, replaced by served versions (pins.Replacement).
+    replaces: tuple[Replacement, ...] = ()
 
     def folder(self, cache: Path) -> Path:
         return cache / self.component / self.version
@@ -121,7 +123,7 @@ def istio_recipe(pin: IstioPin) -> Recipe:
          "pilot-discovery": "istio.io/istio/pilot/cmd/pilot-discovery",
          # The sidecar and gateway agent (and its istio-iptables), for the local backend's data plane.
          "pilot-agent": "istio.io/istio/pilot/cmd/pilot-agent"},
-        tags=pin.tags, ldflags=_x(pin.version_package, values), data=ISTIO_DATA,
+        tags=pin.tags, ldflags=_x(pin.version_package, values), data=ISTIO_DATA, replaces=pin.replaces,
     )
 
 
@@ -264,6 +266,8 @@ def wrapper_go_mod(recipe: Recipe, pinned_go_mod: str) -> str:
         if not version:
             raise EnvironmentProblem(f"{recipe.pin.module} replaces {module} with a local path and no version is known")
         replaces.append(f"\t{module} => {module} {version}")
+    # A replace line without a version on its left replaces every version the module graph asks for.
+    replaces += [f"\t{r.module} => {r.module} {r.version}" for r in recipe.replaces]
     if replaces:
         lines += ["", "replace (", *replaces, ")"]
     return "\n".join(lines) + "\n"
@@ -287,10 +291,15 @@ def is_built(recipe: Recipe, cache: Path) -> bool:
         recorded = json.loads(info.read_text())
     except ValueError:
         return False
-    # A changed pin, tag or ldflag means a new build; anything else reuses the binaries.
+    # A changed pin, tag, ldflag or replacement means a new build; anything else reuses the binaries.
     return (recorded.get("module_version") == recipe.pin.version and recorded.get("tags") == list(recipe.tags)
             and recorded.get("ldflags") == list(recipe.ldflags)
+            and recorded.get("replaces", []) == replace_record(recipe)
             and all((folder / name).is_file() for name in recipe.packages))
+
+
+def replace_record(recipe: Recipe) -> list[str]:
+    return [f"{r.module} => {r.version}" for r in recipe.replaces]
 
 
 def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
@@ -328,7 +337,8 @@ def build(recipe: Recipe, cache: Path, go: GoTool) -> Path:
             (out / BUILD_INFO).write_text(json.dumps({
                 "component": recipe.component, "version": recipe.version, "module": recipe.pin.module,
                 "module_version": recipe.pin.version, "module_sum": info.get("Sum"), "tags": list(recipe.tags),
-                "ldflags": list(recipe.ldflags), "go": go.output(["env", "GOVERSION"]).strip(),
+                "ldflags": list(recipe.ldflags), "replaces": replace_record(recipe),
+                "go": go.output(["env", "GOVERSION"]).strip(),
                 "seconds": round(time.monotonic() - started, 1),
             }, indent=2))
             if folder.exists():
@@ -415,6 +425,7 @@ def ensure_built(istio_versions: list[str], cache: Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from multirev.backends.local.pods.envoy import ensure_envoys
     from multirev.profile import builtin_profiles, load_profile
 
     parser = argparse.ArgumentParser(prog="./run build-local",
@@ -431,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         for key, folder in ensure_built(versions, args.cache).items():
             print(f"{key}: {folder}")
+        for version, binary in ensure_envoys(versions, args.cache or default_bin_cache()).items():
+            print(f"envoy for istio/{version}: {binary}")
         print(f"[multirev] local binaries ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     except UsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -23,6 +23,15 @@ class ModulePin:
 
 
 @dataclass(frozen=True)
+class Replacement:
+    """A dependency of a pin that the module proxy refuses, replaced (all its versions) by a served one."""
+
+    module: str
+    version: str
+    reason: str  # why the served version is fit: what it changes against the one the pin requires
+
+
+@dataclass(frozen=True)
 class IstioPin:
     """istioctl and pilot-discovery of one Istio version."""
 
@@ -35,10 +44,11 @@ class IstioPin:
     version_package: str  # where buildVersion and friends live
     served_here: bool = True
     notes: list[str] = field(default_factory=list)
+    replaces: tuple[Replacement, ...] = ()
 
 
-# Kubernetes 1.35 lies inside both current minors' ranges (1.29: 1.31-1.35, 1.30: 1.32-1.36; see
-# multirev/istio/capabilities.py) and above istioctl's MinK8SVersion 32
+# Kubernetes 1.35 lies inside the ranges of every minor the profiles pin (1.29: 1.31-1.35, 1.30 and 1.31:
+# 1.32-1.36; see multirev/istio/capabilities.py) and above istioctl's MinK8SVersion 32
 # (istio@1.30.3:istioctl/pkg/install/k8sversion/version.go). v1.35.4 is the newest 1.35 patch served.
 KUBERNETES = ModulePin(
     "k8s.io/kubernetes", "v1.35.4", "h1:o/8dBC/pHVpYoGV4OAIytAlNPZbdYVTXJHoYvXC4qzM=",
@@ -63,6 +73,24 @@ _MODERN_VERSION_PKG = "istio.io/istio/pkg/version"  # istio@1.30.3:common/script
 _LEGACY_VERSION_PKG = "istio.io/pkg/version"  # istio@1.18.5:common/scripts/report_build_info.sh
 _REFUSED = "the module proxy answers 403 Forbidden: This module version is not available"
 
+# Dependencies of release-1.30 at 9739e10eb9d7 that the module proxy refuses (403 Forbidden: This module
+# version is not available), each replaced by a served version; a changed list rebuilds (build.is_built).
+_GCP_SERVED = "v1.37.1-0.20260713214202-ca8ce173c36f"  # what the 1.31-dev pin resolves
+_RELEASE_1_30_REPLACES = (
+    Replacement("istio.io/api", "v1.30.8",
+                "the pin wants v1.30.4-0.20260824163423-69099aec2678; istio/api release-1.30 from 1.30.3 to 1.30.8 "
+                "changes no proto and no generated Go"),
+    Replacement("istio.io/client-go", "v1.30.8", "generated from istio.io/api; the same reason"),
+    Replacement("github.com/envoyproxy/go-control-plane/envoy", _GCP_SERVED,
+                "newer than the pin's: it only adds fields and packages (and moves three listener-manager types "
+                "Istio 1.30 does not use)"),
+    Replacement("github.com/envoyproxy/go-control-plane/contrib", "v1.36.1-0.20260713214202-ca8ce173c36f",
+                "released together with the envoy module above, which it requires"),
+    Replacement("github.com/agentgateway/agentgateway/api", "v0.0.0-20260501213430-773586679f1c",
+                "a few days older than the pin's, without a few policy types; Istio's sources compile against it "
+                "and only its agentgateway controller, which the suite does not use, could notice"),
+)
+
 ISTIO: dict[str, IstioPin] = {
     # Release tags: the pseudo-version of each tag's commit (istio/istio tags 1.30.3 and 1.29.6).
     "1.30.3": IstioPin(
@@ -81,21 +109,22 @@ ISTIO: dict[str, IstioPin] = {
         notes=[_REFUSED],
     ),
     "1.18.5": IstioPin(
-        "1.18.5", ModulePin("istio.io/istio", "v0.0.0-20231011021742-2dddcc9c9238", "", "istio@1.18.5: go.mod"),
-        "2dddcc9c9238", "1.18.5", "docker.io/istio", (), _LEGACY_VERSION_PKG, served_here=False,
-        notes=["the checksum database has no record of it: its lookup answers 404 Not Found"],
+        "1.18.5", ModulePin("istio.io/istio", "v0.0.0-20231011021742-2dddcc9c9238",
+                            "h1:Tsqo6tG/29d5Sd4+H70xEXHJP3YgtetbLdjSFARBkm4=", "istio@1.18.5: go.mod"),
+        "2dddcc9c9238", "1.18.5", "docker.io/istio", (), _LEGACY_VERSION_PKG,
+        notes=["until late 2026 the checksum database had no record of it (404 Not Found); it answers now, and "
+               "the whole module graph is served (served-answers.json), but no build of it was tried with Go 1.26"],
     ),
     # Untagged release-branch commits the module proxy serves here. Upstream names such a build
-    # `<VERSION file>-dev` (istio@1.30.3:Makefile.core.mk), and so does this suite. Only 1.31-dev's whole
-    # module graph is served, so the `local-dev` profile runs two revisions of it.
+    # `<VERSION file>-dev` (istio@1.30.3:Makefile.core.mk), and so does this suite. 1.31-dev's whole module
+    # graph is served; 1.30-dev's is once five dependencies are replaced. The `local-dev` profile runs both.
     "1.30-dev": IstioPin(
         "1.30-dev",
         ModulePin("istio.io/istio", "v0.0.0-20260826214018-9739e10eb9d7",
                   "h1:9IbnPSiY/JyfYWT90jSMeLY4h0TeEcApgjD/9GsrIfA=",
-                  "release-1.30 after 1.30.3 (VERSION file 1.30; istio.io/api v1.30.4-0.20260824163423)"),
+                  "release-1.30 after 1.30.3, before 1.30.4 (VERSION file 1.30; k8s.io/client-go v0.35.3)"),
         "9739e10eb9d7", "release-1.30", "registry.istio.io/release", _MODERN_TAGS, _MODERN_VERSION_PKG,
-        served_here=False, notes=["its dependency istio.io/api@v1.30.4-0.20260824163423-69099aec2678 is refused: "
-                                  "403 Forbidden: This module version is not available"],
+        replaces=_RELEASE_1_30_REPLACES,
     ),
     "1.31-dev": IstioPin(
         "1.31-dev",

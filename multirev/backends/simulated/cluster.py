@@ -113,6 +113,13 @@ class SimulatedCluster:
         obj["metadata"]["labels"] = merged
         self.store.put(kind, obj)
 
+    def replace_spec(self, kind: Kind, name: str, spec: dict, namespace: str | None = None) -> None:
+        obj = self.store.get(kind, name, namespace)
+        if obj is None:
+            raise KeyError(f"{kind.kind} {namespace + '/' if namespace else ''}{name} not found")
+        obj["spec"] = copy.deepcopy(spec)
+        self.store.put(kind, obj)
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         if kind is kinds.NAMESPACE:
             for k in kinds.ALL:

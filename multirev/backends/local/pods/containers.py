@@ -68,7 +68,7 @@ def with_local_envoy(proxy_config: str, envoy: Path) -> str:
     return json.dumps(config)
 
 
-def program(pod: Obj, container: Obj, *, init: bool, pilot_agents: dict[str, Path], envoy: Path | None,
+def program(pod: Obj, container: Obj, *, init: bool, pilot_agents: dict[str, Path], envoys: dict[str, Path],
             root: Path) -> Program | str:
     """The program for one container, or why none can run here."""
     name, image = container["name"], container.get("image", "")
@@ -90,8 +90,9 @@ def program(pod: Obj, container: Obj, *, init: bool, pilot_agents: dict[str, Pat
                     f"{', '.join(sorted(pilot_agents))}")
         is_proxy = bool(args) and args[0] == "proxy"
         if is_proxy:
+            envoy = envoys.get(version)
             if envoy is None:
-                return f"container {name} needs Envoy, which is not installed"
+                return f"container {name} needs the Envoy of Istio {version}, which is not there"
             env["PROXY_CONFIG"] = with_local_envoy(env.get("PROXY_CONFIG", ""), envoy)
         return Program(name, [str(agent), *(command[1:] if command else []), *args], env, uid, gid,
                        init=init and not restart_always, proxy=is_proxy, istio_version=version)

@@ -84,14 +84,14 @@ class PodApi:
 
 class DataPlane:
     def __init__(self, api: PodApi, supervisor: Supervisor, run_netns: str, work_dir: Path,
-                 pilot_agents: dict[str, Path], envoy: Path, bootstraps: dict[str, Path], *, node: str,
+                 pilot_agents: dict[str, Path], envoys: dict[str, Path], bootstraps: dict[str, Path], *, node: str,
                  skip: Callable[[Obj], bool] = lambda pod: False) -> None:
         self.api = api
         self.supervisor = supervisor
         self.run_netns = run_netns
         self.work_dir = work_dir
         self.pilot_agents = pilot_agents
-        self.envoy = envoy
+        self.envoys = envoys  # Istio version -> the Envoy its proxies run
         self.bootstraps = bootstraps  # Istio version -> its envoy_bootstrap.json
         self.node = node
         self.skip = skip  # pods someone else runs (istiod)
@@ -209,7 +209,8 @@ class DataPlane:
             folder = running.root / container["name"]
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(0o755)
-            made = program(pod, container, init=init, pilot_agents=self.pilot_agents, envoy=self.envoy, root=folder)
+            made = program(pod, container, init=init, pilot_agents=self.pilot_agents,
+                           envoys=self.envoys, root=folder)
             if isinstance(made, str):
                 running.problem = made
                 return
