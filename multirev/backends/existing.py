@@ -7,6 +7,7 @@ from pathlib import Path
 
 from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client, server_of, unreachable_cause
+from multirev.cleanup import RUN_LABELLED_KINDS, refuse_or_remove_dead_runs
 from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
@@ -17,14 +18,14 @@ from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL, MeshPlan
 from multirev.progress import step
+from multirev.runrecord import record_namespace
 from multirev.waits import Observation, wait_for
 
 NAMESPACE_DELETE_TIMEOUT = 300.0
 PREFLIGHT_TIMEOUT = (5.0, 10.0)  # connect, read: an unreachable cluster is one line within seconds
 GATEWAY_HTTP_PORT = "http2"  # the port name the suite's IstioOperator gives the gateway's port 80
 # Namespaced kinds the run may create, removed by run-id label at teardown (cluster-scoped ones too).
-CLEANUP_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP,
-                 kinds.SECRET)
+CLEANUP_KINDS = RUN_LABELLED_KINDS
 
 
 @dataclass
@@ -63,10 +64,18 @@ class ExistingBackend(Backend):
         if self._cluster is None:
             self.preflight()
         assert self._cluster is not None
+        # First: a killed run's leftovers would otherwise be refused below as someone's revision or namespace.
+        refuse_or_remove_dead_runs(self._cluster, allow_destructive=self.options.allow_destructive,
+                                   connection=self.connection_options())
         problems = Footprint.survey(self._cluster, plan.run_id).refusals(
             self._cluster, plan, allow_destructive=self.options.allow_destructive)
         if problems:
             raise UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+    def connection_options(self) -> list[str]:
+        """The options that reach this cluster, for a command the user is told to run."""
+        return [*(["--kubeconfig", self.options.kubeconfig] if self.options.kubeconfig else []),
+                *(["--context", self.options.context] if self.options.context else [])]
 
     def start(self) -> Cluster:
         if self._cluster is None:
@@ -75,17 +84,22 @@ class ExistingBackend(Backend):
         return self._cluster
 
     def stop(self) -> None:
-        """Remove exactly the objects labelled with this run's id; namespaces last."""
+        """Remove exactly the objects labelled with this run's id; namespaces last, and the run record
+        (multirev/runrecord.py) after them: a teardown killed before it ends still leaves the record to be found."""
         if self._cluster is None:
             return
         selector = {RUN_ID_LABEL: self.options.run_id}
         for kind in CLEANUP_KINDS:
             for obj in self._cluster.list(kind, labels=selector):
                 self._cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
-        namespaces = [ns["metadata"]["name"] for ns in self._cluster.list(kinds.NAMESPACE, labels=selector)]
+        record = record_namespace(self.options.run_id)
+        namespaces = [ns["metadata"]["name"] for ns in self._cluster.list(kinds.NAMESPACE, labels=selector)
+                      if ns["metadata"]["name"] != record]
         for name in namespaces:
             self._cluster.delete(kinds.NAMESPACE, name)
         self._await_gone(namespaces)
+        if self._cluster.delete(kinds.NAMESPACE, record):
+            self._await_gone([record])
 
     def _await_gone(self, namespaces: list[str]) -> None:
         """A deleted namespace lingers as Terminating while its contents go; the next run would collide with it."""

@@ -50,6 +50,10 @@ VALIDATION_WEBHOOK = "rev.validation.istio.io"  # CHART/validatingwebhookconfigu
 # The validator of config without istio.io/rev, made with the default tag (istio@1.30.3:
 # manifests/charts/default/templates/validatingwebhook.yaml; istio@1.18.5: manifests/charts/base/templates/default.yaml)
 DEFAULT_VALIDATOR = "istiod-default-validator"
+# The tag the first revisioned `istioctl install` makes on a cluster that has none: istioctl/pkg/tag/generate.go
+# DefaultRevisionName, used by operator/pkg/webhook/webhook.go (release-1.30 at 9739e10eb9d7) and by
+# operator/cmd/mesh/install.go (istio@1.18.5).
+DEFAULT_TAG = "default"
 
 
 def _suffix(namespace: str) -> str:

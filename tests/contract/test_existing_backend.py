@@ -15,6 +15,7 @@ from multirev.errors import EnvironmentProblem, UsageError
 from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL
 from multirev.run import parse_gateway_endpoints
+from multirev.runrecord import record_namespace
 
 SERVICES = {"stable": ("istio-stable", "istio-ingressgateway"), "canary": ("istio-canary", "istio-ingressgateway")}
 
@@ -92,3 +93,22 @@ def test_stop_waits_until_the_run_namespaces_are_gone(tmp_path: Path, apiserver:
     backend.start()
     backend.stop()
     assert {ns["metadata"]["name"] for ns in state.store.list(kinds.NAMESPACE)} == {"theirs"}
+
+
+def test_stop_deletes_the_run_record_last(tmp_path: Path, apiserver: tuple[str, ServerState]) -> None:
+    """The record (multirev/runrecord.py) goes only once the run's other namespaces are gone: a teardown killed
+    before then still leaves it for `./run cleanup` and the next run to find."""
+    _, state = apiserver
+    record = record_namespace("r1")
+    put(state, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": record, "labels": {RUN_ID_LABEL: "r1"}}})
+    put(state, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "app-stable",
+                                                                       "labels": {RUN_ID_LABEL: "r1"}}})
+    state.terminating_for["app-stable"] = 0  # Terminating until the next GET
+    backend = _backend(tmp_path, state)
+    backend.start()
+    backend.stop()
+    assert state.store.list(kinds.NAMESPACE) == []
+    calls = [(r.method, r.path) for r in state.requests if r.path.startswith("/api/v1/namespaces/")]
+    record_deleted = calls.index(("DELETE", f"/api/v1/namespaces/{record}"))
+    assert calls[record_deleted - 1] == ("GET", "/api/v1/namespaces/app-stable"), "after app-stable was seen gone"
+    assert ("DELETE", "/api/v1/namespaces/app-stable") in calls[:record_deleted]

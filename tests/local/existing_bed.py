@@ -200,10 +200,24 @@ def suite_env() -> dict[str, str]:
 
 def start_suite_on(bed: ExistingBed, reports_dir: Path, *pytest_args: str, stdout: Any = subprocess.PIPE,
                    stderr: Any = subprocess.STDOUT) -> subprocess.Popen:
-    """The suite as a child process, for a test that interrupts it (`interrupt`) or reads its output live. Run
-    with `-s` to see the set-up steps ("istioctl install revision ...") as they happen."""
+    """The suite as a child process in a session of its own, for a test that interrupts it (`interrupt`), kills
+    it with its children (`kill_outright`) or reads its output live. Run with `-s` to see the set-up steps
+    ("istioctl install revision ...") as they happen."""
     return subprocess.Popen(suite_argv(bed, reports_dir, *pytest_args), cwd=PROJECT_ROOT, env=suite_env(),
-                            stdout=stdout, stderr=stderr, text=True)
+                            stdout=stdout, stderr=stderr, text=True, start_new_session=True)
+
+
+def kill_outright(proc: subprocess.Popen) -> int:
+    """SIGKILL to the suite and every process it started (istioctl among them): no teardown runs."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=60)
+
+
+def cleanup_dead_runs(bed: ExistingBed) -> subprocess.CompletedProcess:
+    """`./run cleanup --all-dead` against the bed."""
+    return subprocess.run([sys.executable, "-m", "multirev.cleanup", "--kubeconfig", str(bed.kubeconfig),
+                           "--all-dead"], cwd=PROJECT_ROOT, env=suite_env(), capture_output=True, text=True,
+                          timeout=600)
 
 
 def read_until(proc: subprocess.Popen, text: str, timeout: float = 300.0) -> list[str]:

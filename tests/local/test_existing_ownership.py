@@ -28,11 +28,13 @@ from tests.local.existing_bed import (
     Key,
     added,
     await_quiet,
+    cleanup_dead_runs,
     create,
     diff,
     existing_cluster,
     install_foreign_revision,
     interrupt,
+    kill_outright,
     populate_foreign,
     read_report,
     read_until,
@@ -152,3 +154,21 @@ def test_an_interrupted_run_gives_everything_back(owned: Owned, tmp_path: Path) 
     time.sleep(3)  # into the install itself
     assert interrupt(proc) != 0, "an interrupted run must not report success"
     _assert_left_as_it_was(owned, "an interrupted run")
+
+
+def test_a_run_killed_outright_during_the_canary_install_is_removed_by_cleanup(owned: Owned, tmp_path: Path) -> None:
+    """SIGKILL to the run and its istioctl while the canary (1.31) installs over the stable (1.30) revision: no
+    teardown runs. `./run cleanup --all-dead` then finds the run by its record (same host, process gone), removes
+    what it made and gives back what it borrowed, the owner's CRDs as they were included."""
+    proc = start_suite_on(owned.bed, tmp_path / "reports", "-s", "-q", "--profile-file", str(owned.profile),
+                          "--allow-destructive", "-k", SET_UP_TESTS)
+    seen = read_until(proc, "istioctl install revision 1-31-dev")
+    assert seen and "istioctl install revision 1-31-dev" in seen[-1], "\n".join(seen[-20:])
+    time.sleep(3)  # into the install itself
+    assert kill_outright(proc) == -signal.SIGKILL
+    assert owned.bed.cluster.list(kinds.NAMESPACE, labels={"conformance.multirev.io/record": "true"}), \
+        "the killed run should have left its record"
+    cleanup = cleanup_dead_runs(owned.bed)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert "deleted Namespace multirev-run-" in cleanup.stdout, cleanup.stdout + cleanup.stderr
+    _assert_left_as_it_was(owned, "a killed run, after ./run cleanup")

@@ -49,6 +49,7 @@ from multirev.backends.local.pods.envoy import (
     WHEEL,
     ensure_envoys,
     envoy_version,
+    istio_minor,
     missing_for_data_plane,
 )
 from multirev.backends.local.pods.kubelet import POD_READY_STAGE, readiness_patch, write_stage
@@ -173,7 +174,7 @@ class LocalBackend(Backend):
     def __init__(self, runner: Runner, clock: Clock, options: LocalOptions) -> None:
         super().__init__(runner, clock)
         self.options = options
-        minors = sorted({".".join(v.split(".")[:2]).removesuffix("-dev") for v in options.istio_versions})
+        minors = sorted({istio_minor(v) for v in options.istio_versions})
         self.data_plane_missing = (missing_for_data_plane(minors) if options.data_plane
                                    else "no data plane: this local cluster was started without one")
         self.data_plane: DataPlane | None = None
