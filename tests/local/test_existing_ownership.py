@@ -156,19 +156,31 @@ def test_an_interrupted_run_gives_everything_back(owned: Owned, tmp_path: Path) 
     _assert_left_as_it_was(owned, "an interrupted run")
 
 
-def test_a_run_killed_outright_during_the_canary_install_is_removed_by_cleanup(owned: Owned, tmp_path: Path) -> None:
-    """SIGKILL to the run and its istioctl while the canary (1.31) installs over the stable (1.30) revision: no
-    teardown runs. `./run cleanup --all-dead` then finds the run by its record (same host, process gone), removes
-    what it made and gives back what it borrowed, the owner's CRDs as they were included."""
+# Where a run is killed outright: the tests it runs, a line of its live output, and how long after that line.
+KILL_POINTS = {
+    "during the canary install": (SET_UP_TESTS, "istioctl install revision 1-31-dev", 3.0),
+    "after set-up": (SET_UP_TESTS, "istioctl tag set canary -> 1-31-dev: done", 5.0),
+    # The upgrade moves the owner's namespace (the stable app namespace here): its labels are the canary's then.
+    "during the upgrade": ("test_canary_upgrade", "[multirev] relabel namespace", 1.0),
+}
+
+
+@pytest.mark.parametrize("kill_point", list(KILL_POINTS))
+def test_a_run_killed_outright_is_removed_by_cleanup(owned: Owned, tmp_path: Path, kill_point: str) -> None:
+    """SIGKILL to the run and every process it started (istioctl among them): no teardown runs. `./run cleanup
+    --all-dead` then finds the run by its record (same host, process gone), removes what it made and gives back
+    what it borrowed, the owner's namespace labels and CRDs as they were included (the canary, 1.31, rewrites the
+    CRDs the owner's 1.30 made)."""
+    tests, line, delay = KILL_POINTS[kill_point]
     proc = start_suite_on(owned.bed, tmp_path / "reports", "-s", "-q", "--profile-file", str(owned.profile),
-                          "--allow-destructive", "-k", SET_UP_TESTS)
-    seen = read_until(proc, "istioctl install revision 1-31-dev")
-    assert seen and "istioctl install revision 1-31-dev" in seen[-1], "\n".join(seen[-20:])
-    time.sleep(3)  # into the install itself
+                          "--allow-destructive", "-k", tests)
+    seen = read_until(proc, line)
+    assert seen and line in seen[-1], "\n".join(seen[-20:])
+    time.sleep(delay)
     assert kill_outright(proc) == -signal.SIGKILL
     assert owned.bed.cluster.list(kinds.NAMESPACE, labels={"conformance.multirev.io/record": "true"}), \
         "the killed run should have left its record"
     cleanup = cleanup_dead_runs(owned.bed)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert "deleted Namespace multirev-run-" in cleanup.stdout, cleanup.stdout + cleanup.stderr
-    _assert_left_as_it_was(owned, "a killed run, after ./run cleanup")
+    _assert_left_as_it_was(owned, f"a run killed {kill_point}, after ./run cleanup")
