@@ -100,6 +100,18 @@ def run_killed(plan: MeshPlan, backend: ForeignCluster, work: Path, monkeypatch:
             pass
 
 
+def killed_on_someones_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The current profile's run on someone's cluster (`someones_cluster`), killed after set-up; with the
+    snapshot from before the run."""
+    plan = MeshPlan(load_profile("current"), RUN)
+    backend = _backend(tmp_path)
+    cluster = backend.cluster
+    someones_cluster(cluster, plan)
+    before = snapshot(cluster)
+    run_killed(plan, backend, tmp_path, monkeypatch)
+    return plan, backend, cluster, before
+
+
 def silence(cluster: SimulatedCluster, run_id: str = RUN) -> None:
     """The killed run's last beat, longer ago than DEAD_AFTER."""
     cluster.label(kinds.NAMESPACE, record_namespace(run_id), {HEARTBEAT_LABEL: str(int(time.time() - DEAD_AFTER - 5))})
@@ -115,12 +127,7 @@ def test_a_killed_run_is_removed_and_the_cluster_is_as_it_was(tmp_path: Path, mo
     """Everything the killed run made is gone (revisions, tags, the default tag and validator, CRDs, its CA
     ConfigMaps, workloads, namespaces, the record), every label it borrowed is back, nothing else changed; and
     the order keeps the cluster usable: webhooks first, the record last."""
-    plan = MeshPlan(load_profile("current"), RUN)
-    backend = _backend(tmp_path)
-    cluster = backend.cluster
-    someones_cluster(cluster, plan)
-    before = snapshot(cluster)
-    run_killed(plan, backend, tmp_path, monkeypatch)
+    plan, backend, cluster, before = killed_on_someones_cluster(tmp_path, monkeypatch)
     assert run_leftovers(cluster, plan), "the killed run should have left its objects"
     silence(cluster)
 
@@ -232,12 +239,7 @@ def _existing(cluster: SimulatedCluster, tmp_path: Path, *, allow_destructive: b
 
 def test_the_next_run_names_the_dead_run_and_the_command_or_cleans_first(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    plan = MeshPlan(load_profile("current"), RUN)
-    backend = _backend(tmp_path)
-    cluster = backend.cluster
-    someones_cluster(cluster, plan)
-    before = snapshot(cluster)
-    run_killed(plan, backend, tmp_path, monkeypatch)
+    plan, backend, cluster, before = killed_on_someones_cluster(tmp_path, monkeypatch)
     silence(cluster)
     left = snapshot(cluster)
     next_plan = MeshPlan(load_profile("current"), "run2")
