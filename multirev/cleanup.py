@@ -298,7 +298,7 @@ def chosen_records(cluster: Cluster, run_id: str | None, now: float) -> list[Run
     return [record]
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./run cleanup", description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", default=None, help="the cluster's kubeconfig (default: the usual one)")
     parser.add_argument("--context", default=None, help="kubeconfig context")
@@ -306,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--run-id", default=None, help="the dead run to remove")
     which.add_argument("--all-dead", action="store_true", help=f"every run silent for {DEAD_AFTER:.0f} s")
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed, change nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argument_parser().parse_args(argv)
     try:
         cluster = _cluster(args.kubeconfig, args.context)
         now = time.time()

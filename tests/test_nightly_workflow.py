@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from multirev.cleanup import argument_parser
 from multirev.paths import PROJECT_ROOT
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "nightly.yml"
@@ -63,3 +65,26 @@ def test_actionlint_rejects_a_broken_copy(tmp_path: Path, mistake: str, original
     result = _actionlint(copy)
     assert result.returncode == 1, f"actionlint accepted {mistake}: {result.stdout}{result.stderr}"
     assert reported in result.stdout, result.stdout
+
+
+def test_existing_cluster_job_removes_what_a_killed_run_left_however_the_job_ended() -> None:
+    """Issue 19: a cancelled or timed-out nightly on a long-lived cluster runs no teardown, so the job's last
+    steps run `./run cleanup --all-dead` on the same cluster whatever happened before; and they are valid argv."""
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["existing-cluster"]
+    steps = job["steps"]
+    names = [step.get("name", step.get("uses", "")) for step in steps]
+    suite = next(i for i, step in enumerate(steps) if "./run conformance" in step.get("run", ""))
+    cleanup = next(i for i, step in enumerate(steps) if "./run cleanup" in step.get("run", ""))
+    assert suite < cleanup, names
+    assert steps[cleanup]["if"].startswith("always()"), steps[cleanup]
+    suite_argv = shlex.split(steps[suite]["run"])
+    cleanup_argv = shlex.split(steps[cleanup]["run"])
+    assert suite_argv[suite_argv.index("--backend") + 1] == "existing"
+    kubeconfig = suite_argv[suite_argv.index("--kubeconfig") + 1]
+    assert cleanup_argv[cleanup_argv.index("--kubeconfig") + 1] == kubeconfig, "cleanup must reach the same cluster"
+    args = argument_parser().parse_args(cleanup_argv[2:])
+    assert args.all_dead and not args.dry_run
+    # Without the secret the job says so and runs nothing that needs a cluster.
+    gated = [step for step in steps[1:] if step.get("if") != "always()"]
+    assert all("steps.cluster.outputs.present == 'true'" in step["if"] for step in gated), names
+    assert "MULTIREV_NIGHTLY_KUBECONFIG" in steps[0]["env"]["KUBECONFIG_DATA"]
