@@ -25,7 +25,7 @@ from multirev.backends.base import Cluster
 from multirev.backends.kube import KubeCluster, load_api_client, server_of, unreachable_cause
 from multirev.clock import WallClock
 from multirev.errors import UsageError, WaitTimeout
-from multirev.footprint import ISTIO_CRD_SUFFIX, PUBLISHED_LABEL, PUBLISHED_NAMES
+from multirev.footprint import ISTIO_CRD_SUFFIX, PUBLISHED_LABEL, PUBLISHED_NAMES, istiod_runtime
 from multirev.istio import facts
 from multirev.istio.namespace_controller import ISTIOD_LABELS
 from multirev.kube import kinds
@@ -45,6 +45,8 @@ REVISION_NAMESPACED_KINDS = (kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOU
 REVISION_CLUSTER_KINDS = (kinds.CLUSTER_ROLE, kinds.CLUSTER_ROLE_BINDING)
 WEBHOOK_KINDS = (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
 ISTIOD_GONE_TIMEOUT = 180.0
+HELM_RELEASE_ANNOTATION = "meta.helm.sh/release-name"  # helm@v4.3.0: pkg/action/validate.go
+HELM_NAMESPACE_ANNOTATION = "meta.helm.sh/release-namespace"
 NAMESPACE_DELETE_TIMEOUT = 300.0
 PUBLISHED_QUIET = 3  # consecutive checks, 1 s apart, with none of the run's CA ConfigMaps (as fixtures/mesh.py)
 
@@ -129,6 +131,23 @@ class Removal:
                 for obj in self.cluster.list(kind, labels=selector):
                     self.delete(kind, obj)
 
+    def helm_releases(self) -> None:
+        """What the run's Helm releases installed: Helm annotates every object with its release and namespace
+        (helm@v4.3.0: pkg/action/validate.go setMetadataVisitor), gateway objects and CRDs among them, which carry
+        no revision label. The releases' records are run-labelled (`run_labelled`). The CRDs only if the cluster
+        had none: Helm's base release keeps them on uninstall, and a run on a cluster with them is refused."""
+        for namespace, release in self.record.helm_releases:
+            owned = {HELM_RELEASE_ANNOTATION: release, HELM_NAMESPACE_ANNOTATION: namespace}
+            kinds_here = [(kind, namespace) for kind in REVISION_NAMESPACED_KINDS] + \
+                         [(kind, None) for kind in (*REVISION_CLUSTER_KINDS, *WEBHOOK_KINDS)]
+            if not self.record.crds_before:
+                kinds_here.append((kinds.CRD, None))
+            for kind, where in kinds_here:
+                for obj in self.cluster.list(kind, where):
+                    annotations = obj["metadata"].get("annotations") or {}
+                    if all(annotations.get(key) == value for key, value in owned.items()):
+                        self.delete(kind, obj)
+
     def published(self) -> None:
         """CA ConfigMaps in namespaces that had none before the run: its istiods wrote them. Deleted once those
         istiods are gone, and again until they stay gone (as fixtures/mesh.py _remove_published)."""
@@ -163,6 +182,15 @@ class Removal:
             return Observation(not left, None, f"still running: {', '.join(left)}")
 
         wait_for("the run's istiod pods to go", gone, clock=self.cluster.clock, timeout=ISTIOD_GONE_TIMEOUT)
+
+    def istiod_runtime(self) -> None:
+        """What the run's istiods wrote into their namespaces while they ran (leader-election locks, a self-signed
+        CA: facts.istiod_runtime_names) and was not there before; after `published`, which awaited them gone."""
+        before = set(self.record.runtime_before)
+        for kind_name, namespace, name in istiod_runtime(self.cluster, self.record.control_plane_namespaces,
+                                                         self.record.revisions):
+            if (kind_name, namespace, name) not in before:
+                self.delete(kinds.by_kind(kind_name), {"metadata": {"name": name, "namespace": namespace}})
 
     def run_labelled(self) -> None:
         selector = {RUN_ID_LABEL: self.record.run_id}
@@ -225,7 +253,8 @@ class Removal:
 def remove_run(cluster: Cluster, record: RunRecord, *, dry_run: bool = False) -> list[str]:
     """Remove what the run of `record` left, in order; one line per object removed (dry: that would be)."""
     removal = Removal(cluster, record, dry_run=dry_run)
-    for removal_step in (removal.webhooks, removal.tag_services, removal.revision_objects, removal.published,
+    for removal_step in (removal.webhooks, removal.tag_services, removal.revision_objects, removal.helm_releases,
+                         removal.published, removal.istiod_runtime,
                          removal.run_labelled, removal.crds, removal.borrowed_labels, removal.namespaces):
         removal_step()
     return removal.lines

@@ -75,8 +75,13 @@ def parse_checksum(text: str, filename: str) -> str:
 
 
 def download_verified(location: str, checksum_location: str, target: Path) -> Path:
-    """Download to a temporary file, verify, then move into place; a mismatch keeps nothing."""
-    expected = parse_checksum(fetch_text(checksum_location), target.name)
+    """Download to a temporary file, verify against the published checksum file, then move into place."""
+    return download_pinned(location, parse_checksum(fetch_text(checksum_location), target.name), target)
+
+
+def download_pinned(location: str, expected: str, target: Path) -> Path:
+    """Download to a temporary file, verify against a known sha256, then move into place; a mismatch keeps
+    nothing."""
     with tempfile.TemporaryDirectory(dir=target.parent if target.parent.exists() else None) as tmp:
         partial = Path(tmp) / target.name
         fetch_file(location, partial)

@@ -47,6 +47,8 @@ class Footprint:
     crd_specs_before: dict[str, dict] = field(default_factory=dict)  # and -> their spec
     published_before: set[tuple[str, str]] = field(default_factory=set)  # (namespace, name) of istiod's ConfigMaps
     borrowed: dict[str, dict[str, str | None]] = field(default_factory=dict)  # namespace -> prior label values
+    # (kind, namespace, name) of what istiods write at run time that existed (facts.istiod_runtime_names)
+    runtime_before: set[tuple[str, str, str]] = field(default_factory=set)
 
     @classmethod
     def survey(cls, cluster: Cluster, run_id: str) -> Footprint:
@@ -58,7 +60,7 @@ class Footprint:
         specs = {crd["metadata"]["name"]: copy.deepcopy(crd.get("spec") or {}) for crd in istio_crds}
         published = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
                      for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)}
-        return cls(run_id, namespaces, webhooks, crds, specs, published)
+        return cls(run_id, namespaces, webhooks, crds, specs, published, runtime_before=set(istiod_runtime(cluster)))
 
     def existed(self, namespace: str) -> bool:
         return namespace in self.namespaces_before
@@ -95,6 +97,11 @@ class Footprint:
         re-applies its own Base CRDs)."""
         # First: --allow-destructive cannot lift it, so it is the one to fix before anything else.
         problems = self.foreign_istiod_refusals(cluster, plan)
+        if plan.profile.installer == "helm" and self.crds_before:
+            # Helm installs only objects no other release or tool owns (helm@v4.3.0: pkg/action/validate.go
+            # existingResourceConflict), and Istio's CRDs are in the base chart: its install would fail half-way.
+            problems.append(f"--installer helm: the cluster already has Istio's CRDs (e.g. {min(self.crds_before)}), "
+                            "which the run's Helm base release would have to own; run with --installer istioctl here")
         if allow_destructive:
             return problems
         existing = [ns for ns in plan.workload_namespaces if self.existed(ns)]
@@ -218,6 +225,10 @@ class Footprint:
             cluster.label(kinds.NAMESPACE, name, dict(prior))
         return problems
 
+    def runtime_added(self, cluster: Cluster, namespaces: list[str], revisions: set[str]) -> list[tuple[str, str, str]]:
+        """What the run's istiods wrote at run time into these namespaces (control planes' own) that was not there."""
+        return sorted(set(istiod_runtime(cluster, namespaces, revisions)) - self.runtime_before)
+
     def published_added(self, cluster: Cluster) -> list[tuple[str, str]]:
         """istiod-written CA ConfigMaps in namespaces that had none before the run: the run's istiods wrote them."""
         now = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
@@ -229,3 +240,24 @@ class Footprint:
         now = {(kind.kind, hook["metadata"]["name"]) for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
                for hook in cluster.list(kind)}
         return sorted(now - self.webhooks_before)
+
+
+RUNTIME_KINDS = (kinds.CONFIGMAP, kinds.LEASE, kinds.SECRET)
+
+
+def istiod_runtime(cluster: Cluster, namespaces: list[str] | None = None,
+                   revisions: set[str] | None = None) -> list[tuple[str, str, str]]:
+    """(kind, namespace, name) of the objects istiods write at run time (facts.istiod_runtime_names) that exist, in
+    `namespaces` (default: every namespace), of any revision's naming unless `revisions` is given."""
+    def named(name: str) -> bool:
+        if revisions is not None:
+            return name in facts.istiod_runtime_names(revisions)
+        return name in facts.istiod_runtime_names(set()) or any(name.startswith(f"{eid}-")
+                                                                for eid in facts.ISTIOD_ELECTION_IDS)
+    found = []
+    for kind in RUNTIME_KINDS:
+        for namespace in namespaces if namespaces is not None else [None]:
+            for obj in cluster.list(kind, namespace):
+                if named(obj["metadata"]["name"]):
+                    found.append((kind.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+    return found

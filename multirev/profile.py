@@ -17,6 +17,8 @@ from multirev.istio.versions import IstioVersion
 
 ROLES = ("stable", "canary")
 LAYOUTS = ("separate", "shared")
+# How the run installs its revisions (multirev/istio/installer.py).
+INSTALLERS = ("istioctl", "helm")
 # Both revisions live here in the shared layout (Istio's default namespace).
 SHARED_NAMESPACE = "istio-system"
 # Kubernetes DNS-1123 label: namespaces, revisions and tags must be one.
@@ -41,6 +43,7 @@ class Profile:
     stable: ControlPlane
     canary: ControlPlane
     assumed_facts_of: str | None = None  # a profile naming an unreleased minor says whose facts it borrows
+    installer: str = "istioctl"
 
     @property
     def planes(self) -> tuple[ControlPlane, ControlPlane]:
@@ -62,12 +65,17 @@ def load_profile(
     layout: str = "separate",
     stable_version: str | None = None,
     canary_version: str | None = None,
+    installer: str | None = None,
 ) -> Profile:
     """Load a built-in profile or a user's file, apply overrides, and validate it before use."""
     if layout not in LAYOUTS:
         raise UsageError(f"--layout must be one of {', '.join(LAYOUTS)}, not '{layout}'")
     data = _read(name, path)
     source = str(path) if path else f"profile '{name}'"
+    chosen_installer = str(installer or data.get("installer") or "istioctl")
+    if chosen_installer not in INSTALLERS:
+        where = "--installer" if installer else f"{source}: installer"
+        raise UsageError(f"{where} must be one of {', '.join(INSTALLERS)}, not '{chosen_installer}'")
     assumed = data.get("assume_facts_of")
     if assumed is not None:
         assume_facts_of(str(assumed))
@@ -84,6 +92,7 @@ def load_profile(
         stable=planes["stable"],
         canary=planes["canary"],
         assumed_facts_of=str(assumed) if assumed is not None else None,
+        installer=chosen_installer,
     )
     _validate(profile, source)
     return profile

@@ -18,6 +18,7 @@ from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
 from multirev.compat import choose_node_image
 from multirev.errors import UsageError
 from multirev.faults import Fault
+from multirev.helmcli import DEFAULT_HELM_MIRROR
 from multirev.istio.release import DEFAULT_MIRROR
 from multirev.kind.images import NodeImage
 from multirev.plan import MeshPlan
@@ -35,6 +36,8 @@ class RunConfig:
     cache_dir: Path
     node_image: NodeImage
     istio_mirror: str = DEFAULT_MIRROR
+    helm_mirror: str = DEFAULT_HELM_MIRROR
+    helm_bin: str | None = None
     cluster_name: str = ""
     cluster_name_chosen: bool = False
     keep_cluster: bool = False
@@ -98,11 +101,13 @@ def make_backend(cfg: RunConfig) -> Backend:
         return KindBackend(runner, WallClock(), KindOptions(
             cluster_name=cfg.cluster_name, node_image=cfg.node_image, keep_cluster=cfg.keep_cluster,
             kind_bin=cfg.kind_bin, cache=cfg.cache_dir, work_dir=cfg.work_dir, istio_mirror=cfg.istio_mirror,
-            host_port_base=cfg.host_port_base, credentials_dir=cfg.credentials_dir,
+            helm_mirror=cfg.helm_mirror, helm_bin=cfg.helm_bin, host_port_base=cfg.host_port_base,
+            credentials_dir=cfg.credentials_dir,
             name_chosen=cfg.cluster_name_chosen))
     return ExistingBackend(runner, WallClock(), ExistingOptions(
         kubeconfig=cfg.kubeconfig, context=cfg.context, run_id=cfg.run_id, allow_destructive=cfg.allow_destructive,
-        cache=cfg.cache_dir, istio_mirror=cfg.istio_mirror, gateway_host=cfg.gateway_host,
+        cache=cfg.cache_dir, istio_mirror=cfg.istio_mirror, helm_mirror=cfg.helm_mirror, helm_bin=cfg.helm_bin,
+        gateway_host=cfg.gateway_host,
         gateway_endpoints=cfg.gateway_endpoints,
         gateway_services={p.role: (p.plane.namespace, p.gateway_name) for p in cfg.plan.planes}))
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from multirev.backends.base import Cluster
 from multirev.errors import UsageError
 from multirev.footprint import PUBLISHED_NAMES, Footprint
-from multirev.istio import facts
+from multirev.istio import facts, helm
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, annotations_of, labels_of
 from multirev.plan import RUN_ID_LABEL, MeshPlan
@@ -102,6 +102,10 @@ class RunRecord:
     webhooks_before: list[tuple[str, str]]  # (kind, name) of every webhook configuration that existed
     crds_before: dict[str, dict[str, str]]  # Istio CRDs that existed -> their labels (no spec: too large)
     published_before: list[tuple[str, str]]  # (namespace, name) of istiod's CA ConfigMaps that existed
+    # --installer helm: (namespace, release) of each Helm release the run makes (multirev/istio/helm.py releases)
+    helm_releases: list[tuple[str, str]] = field(default_factory=list)
+    # (kind, namespace, name) of istiod's run-time objects that existed in the control planes' namespaces
+    runtime_before: list[tuple[str, str, str]] = field(default_factory=list)
     heartbeat: float | None = field(default=None, compare=False)  # read from the label, not the JSON
 
     @classmethod
@@ -113,7 +117,9 @@ class RunRecord:
                    planes, list(plan.workload_namespaces),
                    {ns: dict(labels) for ns, labels in sorted(footprint.namespaces_before.items()) if ns in own},
                    sorted(footprint.webhooks_before), dict(sorted(footprint.crds_before.items())),
-                   sorted(footprint.published_before))
+                   sorted(footprint.published_before),
+                   helm.releases(plan) if plan.profile.installer == "helm" else [],
+                   sorted(r for r in footprint.runtime_before if r[1] in {p.namespace for p in planes}))
 
     @property
     def namespace(self) -> str:
@@ -162,6 +168,8 @@ class RunRecord:
             "found": {"namespaces": self.namespaces_before,
                       "webhooks": [list(hook) for hook in self.webhooks_before],
                       "istio_crds": self.crds_before, "ca_configmaps": published},
+            **({"helm_releases": [list(r) for r in self.helm_releases]} if self.helm_releases else {}),
+            **({"istiod_runtime": [list(r) for r in self.runtime_before]} if self.runtime_before else {}),
         }, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -174,7 +182,9 @@ class RunRecord:
                            for namespace in namespaces)
         return cls(data["run_id"], _epoch(data["started"]), data["host"], int(data["pid"]), data["profile"],
                    data["layout"], planes, list(data["workload_namespaces"]), found["namespaces"],
-                   [(kind, name) for kind, name in found["webhooks"]], found["istio_crds"], published)
+                   [(kind, name) for kind, name in found["webhooks"]], found["istio_crds"], published,
+                   [(namespace, release) for namespace, release in data.get("helm_releases", [])],
+                   [(kind, namespace, name) for kind, namespace, name in data.get("istiod_runtime", [])])
 
     def as_namespace(self) -> Obj:
         return {"apiVersion": "v1", "kind": "Namespace",

@@ -47,11 +47,11 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
             cluster.label(kinds.NAMESPACE, namespace, {**target.discovery_labels, facts.REV_LABEL: target.plane.tag})
     else:
         # Shared layout: move the namespace's tag to the target revision (classic in-place canary upgrade).
-        result = mesh.istioctl(target.role).tag_set(namespace_tag, target.plane.revision, target.plane.namespace,
-                                                   overwrite=True)
+        command = mesh.installer.describe("retag", target, namespace_tag)
+        with step(command):
+            result = mesh.installer.set_tag(target, namespace_tag, overwrite=True)
         if result.returncode != 0:
-            return [f"`istioctl tag set {namespace_tag} --revision {target.plane.revision} --overwrite` failed: "
-                    f"{result.stderr.strip()}"]
+            return [f"`{command}` failed: {result.stderr.strip()}"]
     send(mesh, namespace, tally, REQUESTS_PER_TICK)
     deployments = [d["metadata"]["name"] for d in run_deployments(cluster, namespace, run_labels)]
     with step(f"rollout restart {len(deployments)} deployments in {namespace} -> {target.plane.revision}"):

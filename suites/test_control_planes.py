@@ -18,7 +18,8 @@ ISTIOD_READY_TIMEOUT = 180.0
 @pytest.mark.parametrize("role", ["stable", "canary"])
 @conformance(feature="install", canary=True)
 def test_control_plane_installed_and_ready(mesh: MeshSetup, role: str) -> None:
-    """Certifies that `istioctl install` of the revision succeeded, that its istiod Deployment runs ready in
+    """Certifies that the revision's install (`istioctl install`, or with --installer helm its base, istiod and
+    gateway releases) succeeded, that its istiod Deployment runs ready in
     the revision's namespace, and that the revision's injector (MutatingWebhookConfiguration) and validator
     (ValidatingWebhookConfiguration) exist under their chart names."""
     plane = mesh.plan.plane(role).plane
@@ -39,5 +40,6 @@ def test_control_plane_installed_and_ready(mesh: MeshSetup, role: str) -> None:
         validator_webhook=cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(plane.revision,
                                                                                             plane.namespace)),
         wait_problem=problem,
+        installed_with=mesh.installer.describe("install", mesh.plan.plane(role)),
     )
     assert_no_problems(check_control_plane(plane, state), f"control plane {plane.revision} ({role})")

@@ -44,10 +44,11 @@ def reinstall(mesh: MeshSetup, role: str, settings: dict) -> list[str]:
     plane = mesh.plan.plane(role)
     iop = operator.write(plane, mesh.work_dir / "reapply", mesh_config=settings, run_labels=mesh.plan.run_labels,
                          backend_settings=mesh.backend.istio_settings(), pin_node_ports=mesh.backend.pins_node_ports)
-    with step(f"istioctl install -f (revision {plane.plane.revision}, meshConfig {settings or 'as set up'})"):
-        result = mesh.istioctl(role).install(iop)
+    command = mesh.installer.describe("install", plane)
+    with step(f"{command} (meshConfig {settings or 'as set up'})"):
+        result = mesh.installer.install(plane, iop)
     if result.returncode != 0:
-        return [f"re-running `istioctl install -f` for {plane.plane.revision} failed: {result.stderr.strip()[-300:]}"]
+        return [f"re-running `{command}` failed: {result.stderr.strip()[-300:]}"]
     return []
 
 

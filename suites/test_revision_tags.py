@@ -27,5 +27,6 @@ def test_revision_tag_maps_to_intended_revision(mesh: MeshSetup, role: str) -> N
         tag_list=listing,
         rows=rows,
         webhook=mesh.cluster.get(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(plane.tag, plane.namespace)),
+        set_with=mesh.installer.describe("tag", mesh.plan.plane(role), plane.tag),
     )
     assert_no_problems(check_tag(plane, state), f"revision tag {plane.tag} ({role})")

@@ -64,10 +64,11 @@ def remove_tags(mesh: MeshSetup, roles: tuple[str, ...]) -> list[str]:
         tagged = {facts.TAG_LABEL: plane.tag}
         if not any(mesh.cluster.list(kind, labels=tagged) for kind in (kinds.MUTATING_WEBHOOK, kinds.SERVICE)):
             continue
-        with step(f"istioctl tag remove {plane.tag}"):
-            result = mesh.istioctl(role).tag_remove(plane.tag, plane.namespace)
+        command = mesh.installer.describe("untag", mesh.plan.plane(role), plane.tag)
+        with step(command):
+            result = mesh.installer.remove_tag(mesh.plan.plane(role), plane.tag)
         if result.returncode != 0:
-            problems.append(f"`istioctl tag remove {plane.tag}` failed: {result.stderr.strip()[-300:]}")
+            problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
     return problems
 
 
@@ -93,10 +94,11 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property
     canary = mesh.plan.plane("canary").plane
     before = kept_groups(mesh)
     problems = remove_tags(mesh, ("canary",))
-    with step(f"istioctl uninstall --revision {canary.revision}"):
-        result = mesh.istioctl("canary").uninstall_revision(canary.revision, mesh.iop_files.get("canary"))
+    command = mesh.installer.describe("uninstall", mesh.plan.plane("canary"))
+    with step(command):
+        result = mesh.installer.uninstall(mesh.plan.plane("canary"), mesh.iop_files.get("canary"))
     if result.returncode != 0:
-        problems.append(f"`istioctl uninstall --revision {canary.revision}` failed: {result.stderr.strip()[-300:]}")
+        problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
     problems += wait_gone(mesh, f"{facts.REV_LABEL}={canary.revision} (Base aside)", facts.REV_LABEL, canary.revision,
                           shared_stays=True)
     record_property("installed_state_left", saved_operators(mesh))
@@ -195,10 +197,11 @@ def test_purge_leaves_nothing(mesh: MeshSetup) -> None:
     if not mesh.backend.may_destroy_foreign():
         pytest.skip("a purge removes Istio objects this run did not create; pass --allow-destructive")
     problems = remove_tags(mesh, ("stable", "canary"))
-    with step("istioctl uninstall --purge"):
-        result = mesh.istioctl("stable").uninstall_purge()
+    command = mesh.installer.describe("purge", mesh.plan.plane("stable"))
+    with step(command):
+        result = mesh.installer.purge()
     if result.returncode != 0:
-        problems.append(f"`istioctl uninstall --purge` failed: {result.stderr.strip()[-300:]}")
+        problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
     problems += wait_gone(mesh, facts.COMPONENT_LABEL, facts.COMPONENT_LABEL)
     problems += wait_gone(mesh, f"{facts.TAG_LABEL} (revision tags)", facts.TAG_LABEL)
     problems += wait_gone(mesh, f"{facts.REV_LABEL} among webhook configurations", facts.REV_LABEL,

@@ -64,6 +64,8 @@ def test_kind_without_docker_installed(tmp_path: Path) -> None:
     (["--backend", "simulated", "--sim-fault", "no-such-fault"], "unknown --sim-fault no-such-fault"),
     (["--backend", "kind", "--sim-fault", "istiod-never-ready"], "--sim-fault works only with --backend simulated"),
     (["--backend", "simulated", "--layout", "diagonal"], "--layout must be one of"),
+    (["--backend", "simulated", "--installer", "kustomize"], "--installer must be one of istioctl, helm"),
+    (["--backend", "simulated", "--installer", "helm"], "the simulated backend models istioctl installs only"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], expected: str) -> None:
     code, output, _ = run_pytest(tmp_path, *args)

@@ -9,6 +9,8 @@ from typing import Protocol
 
 from multirev.clock import Clock
 from multirev.commands import Completed, Runner
+from multirev.errors import UsageError
+from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl
 from multirev.istio.versions import IstioVersion
 from multirev.kube.kinds import Kind
@@ -131,6 +133,18 @@ class Backend(ABC):
         except Exception as exc:  # the report must still be written, naming what is missing
             return BackendInfo(self.name, self.simulated,
                                extra={"info_error": f"cluster facts unavailable: {type(exc).__name__}: {exc}"[:300]})
+
+    def helm(self, work_dir: Path) -> Helm:
+        """The Helm CLI bound to this cluster (`--installer helm`)."""
+        raise UsageError(f"--installer helm: the {self.name} backend has no Helm")
+
+    def charts_dir(self, version: IstioVersion) -> Path:
+        """That release's Helm charts (manifests/charts; a release archive holds them beside samples/)."""
+        return self.samples_dir(version).parent / "manifests" / "charts"
+
+    def chart_image(self, version: IstioVersion) -> dict[str, str]:
+        """global.hub and global.tag the charts need here; none where a release's charts name their own images."""
+        return {}
 
     def istio_settings(self) -> dict:
         """IstioOperator fields this backend needs on top of the suite's own (merged into each revision's

@@ -12,6 +12,8 @@ from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
 from multirev.footprint import Footprint
+from multirev.helmcli import DEFAULT_HELM_MIRROR, HELM_VERSION, ensure_helm
+from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
@@ -39,6 +41,8 @@ class ExistingOptions:
     gateway_host: str | None  # --gateway-host: where the gateways' NodePorts are reached (default: a node's IP)
     gateway_endpoints: dict[str, Endpoint]  # --gateway-endpoint ROLE=HOST:PORT, taken as given
     gateway_services: dict[str, tuple[str, str]]  # role -> (namespace, Service) of its ingress gateway
+    helm_mirror: str = DEFAULT_HELM_MIRROR  # --installer helm: where the pinned Helm archive comes from
+    helm_bin: str | None = None  # --helm-bin: the user's own Helm (its version is checked)
 
 
 class ExistingBackend(Backend):
@@ -124,6 +128,13 @@ class ExistingBackend(Backend):
 
     def samples_dir(self, version: IstioVersion) -> Path:
         return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples
+
+    def helm(self, work_dir: Path) -> Helm:
+        with step(f"Helm {HELM_VERSION} (download and verify unless cached)"):
+            binary = self.options.helm_bin or ensure_helm(cache=self.options.cache, mirror=self.options.helm_mirror)
+        tool = Helm(str(binary), self.runner, KubeTarget(self.options.kubeconfig, self.options.context), work_dir)
+        tool.verify_version(HELM_VERSION)
+        return tool
 
     def gateway_endpoint(self, role: str) -> Endpoint:
         """As given with --gateway-endpoint, else the gateway Service's load-balancer address (port 80), else its

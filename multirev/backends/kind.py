@@ -13,6 +13,8 @@ from multirev.backends.kube import KubeCluster, load_api_client
 from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import CommandFailed, EnvironmentProblem, UsageError
+from multirev.helmcli import DEFAULT_HELM_MIRROR, HELM_VERSION, ensure_helm
+from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
@@ -37,6 +39,8 @@ class KindOptions:
     host_port_base: int
     credentials_dir: Path  # outside reports/ (uploaded by CI): the kubeconfig holds the admin client key
     name_chosen: bool = False  # --cluster-name given: never replace a cluster of that name, refuse instead
+    helm_mirror: str = DEFAULT_HELM_MIRROR  # --installer helm: where the pinned Helm archive comes from
+    helm_bin: str | None = None  # --helm-bin: the user's own Helm (its version is checked)
 
 
 class KindBackend(Backend):
@@ -143,6 +147,13 @@ class KindBackend(Backend):
 
     def samples_dir(self, version: IstioVersion) -> Path:
         return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples
+
+    def helm(self, work_dir: Path) -> Helm:
+        with step(f"Helm {HELM_VERSION} (download and verify unless cached)"):
+            binary = self.options.helm_bin or ensure_helm(cache=self.options.cache, mirror=self.options.helm_mirror)
+        tool = Helm(str(binary), self.runner, KubeTarget(str(self.kubeconfig)), work_dir)
+        tool.verify_version(HELM_VERSION)
+        return tool
 
     def gateway_endpoint(self, role: str) -> Endpoint:
         return Endpoint("127.0.0.1", host_ports(self.options.host_port_base)[role]["http"])

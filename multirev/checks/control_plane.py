@@ -17,6 +17,7 @@ class ControlPlaneState:
     injector_webhook: Obj | None
     validator_webhook: Obj | None
     wait_problem: str | None = None
+    installed_with: str = "istioctl install"  # the installer's command, as a user would name it
 
 
 def check_control_plane(plane: ControlPlane, state: ControlPlaneState) -> list[str]:
@@ -24,7 +25,7 @@ def check_control_plane(plane: ControlPlane, state: ControlPlaneState) -> list[s
     ns, rev = plane.namespace, plane.revision
     if state.install is not None and state.install.returncode != 0:
         tail = " | ".join((state.install.stderr or state.install.stdout).strip().splitlines()[-2:])
-        problems.append(f"`istioctl install` of revision {rev} (Istio {plane.version}) exited "
+        problems.append(f"`{state.installed_with}` of revision {rev} (Istio {plane.version}) exited "
                         f"{state.install.returncode}: {tail}")
     name = facts.istiod_name(rev)
     if state.istiod is None:

@@ -17,13 +17,15 @@ class TagState:
     tag_list: Completed
     rows: list[TagRow]
     webhook: Obj | None  # istio-revision-tag-<tag>[-<ns>]
+    set_with: str = ""  # the command that set the tag, as a user would type it (istioctl or Helm)
 
 
 def check_tag(plane: ControlPlane, state: TagState) -> list[str]:
     problems: list[str] = []
     tag, rev = plane.tag, plane.revision
     if state.tag_set is not None and state.tag_set.returncode != 0:
-        problems.append(f"`istioctl tag set {tag} --revision {rev} -i {plane.namespace}` failed: "
+        command = state.set_with or f"istioctl tag set {tag} --revision {rev} -i {plane.namespace}"
+        problems.append(f"`{command}` failed: "
                         f"{state.tag_set.stderr.strip() or state.tag_set.stdout.strip()}")
     if state.tag_list.returncode != 0:
         problems.append(f"`istioctl tag list` failed: {state.tag_list.stderr.strip()}")

@@ -162,3 +162,22 @@ def push_line_suffix(version: IstioVersion) -> str:
     """How the push line of a config change ends (capability push-line-forced): `full=true` up to 1.30, and from
     1.31 `forced=false` for an ordinary config change."""
     return "forced=false" if supports(version, "push-line-forced") else "full=true"
+
+
+# What an istiod writes into its own namespace while it runs, beside what its chart installs: leader-election locks
+# (ConfigMaps, or Leases for some; the per-revision ones are named <id>-<revision>: istio@1.30-dev and 1.31-dev
+# pilot/pkg/leaderelection/leaderelection.go) and, where no cacerts is plugged in, its self-signed CA
+# (security/pkg/pki/ca/ca.go CASecret). In a namespace the run borrowed they outlive the run's istiods.
+ISTIOD_ELECTION_IDS = (
+    "istio-namespace-controller-election", "istio-clustertrustbundle-controller-election",
+    "istio-serviceexport-controller-election", "istio-leader", "istio-gateway-status-leader", "istio-status-leader",
+    "istio-analyze-leader", "istio-gateway-deployment", "istio-gateway-inferencepool", "istio-node-untaint",
+    "istio-ip-autoallocate",
+)
+ISTIOD_CA_SECRET = "istio-ca-secret"
+
+
+def istiod_runtime_names(revisions: set[str]) -> set[str]:
+    """Names of what istiods of these revisions may write into their namespace at run time (ISTIOD_ELECTION_IDS)."""
+    return {*ISTIOD_ELECTION_IDS, *(f"{eid}-{rev}" for eid in ISTIOD_ELECTION_IDS for rev in revisions),
+            ISTIOD_CA_SECRET}

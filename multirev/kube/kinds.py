@@ -53,6 +53,8 @@ ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings
 CRD = Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", False)
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
 HPA = Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True)
+# Leader-election locks (istiod's per-revision and status ones; see facts.ISTIOD_ELECTION_IDS). Not in ALL.
+LEASE = Kind("coordination.k8s.io/v1", "Lease", "leases", True)
 # installed-state IstioOperator, written by istioctl < 1.21 (istio@1.21.0:releasenotes/notes/drop-iop.yaml)
 ISTIO_OPERATOR = Kind("install.istio.io/v1alpha1", "IstioOperator", "istiooperators", True)
 
@@ -74,7 +76,7 @@ _BY_KEY = {(k.api_version, k.kind): k for k in ALL}
 for _istio in ISTIO_CONFIG:
     for _served in ("v1alpha3", "v1"):
         _BY_KEY[(f"networking.istio.io/{_served}", _istio.kind)] = _istio
-_BY_KIND = {k.kind: k for k in ALL}
+_BY_KIND = {k.kind: k for k in (*ALL, LEASE)}
 
 
 def lookup(api_version: str, kind: str) -> Kind:

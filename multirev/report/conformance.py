@@ -79,7 +79,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "| | |", "|---|---|",
         f"| backend | {report['backend']}{' (SIMULATED)' if report['simulated'] else ''} |",
-        f"| profile / layout | {report['profile']} / {report['layout']} |",
+        f"| profile / layout / installer | {report['profile']} / {report['layout']} / "
+        f"{report.get('installer', 'istioctl')} |",
         f"| stable | Istio {s['version']}, revision `{s['revision']}` in `{s['namespace']}`, tag `{s['tag']}` |",
         f"| canary | Istio {c['version']}, revision `{c['revision']}` in `{c['namespace']}`, tag `{c['tag']}` |",
         f"| Kubernetes | {report['kubernetes_version'] or 'unknown'} |",

@@ -40,7 +40,7 @@ import yaml
 from multirev.backends.kube import KubeCluster
 from multirev.backends.local import build
 from multirev.backends.local.backend import LocalBackend, LocalCluster, LocalOptions
-from multirev.backends.local.pins import ISTIO
+from multirev.backends.local.pins import ISTIO, IstioPin
 from multirev.clock import WallClock
 from multirev.commands import Completed, RecordingRunner, SubprocessRunner, Transcript
 from multirev.download import sha256_of
@@ -154,9 +154,28 @@ def build_release_mirror(mirror: Path, versions: Iterable[str]) -> Path:
             _add_dir(tar, f"{top}/samples")
             for used in samples_used():
                 tar.add(samples / used, f"{top}/samples/{used}", filter=_plain(None))
+            add_release_charts(tar, top, ISTIO[version], folder / "charts")
         digest = sha256_of(archive)
         (folder / f"{name}.sha256").write_text(f"{digest} {name}\n")
     return mirror
+
+
+def add_release_charts(tar: tarfile.TarFile, top: str, pin: IstioPin, work: Path) -> None:
+    """istio-<V>/manifests/charts as a release archive holds them (--installer helm): the module's charts, with the
+    image hub and tag the release build writes into them (a branch's say registry.istio.io/testing and `latest`:
+    istio@1.30-dev manifests/charts/istio-control/istio-discovery/values.yaml global.hub, global.tag)."""
+    charts = work / "charts"
+    shutil.rmtree(charts, ignore_errors=True)
+    shutil.copytree(build.istio_recipe(pin).source(build.default_bin_cache()) / build.ISTIO_CHARTS, charts,
+                    copy_function=shutil.copyfile)
+    values = charts / "istio-control/istio-discovery/values.yaml"
+    text = values.read_text()
+    for old, new in (("    hub: registry.istio.io/testing\n", f"    hub: {pin.hub}\n"),
+                     ("    tag: latest\n", f"    tag: {pin.version}\n")):
+        assert text.count(old) == 1, f"{values}: expected one {old.strip()!r}"
+        text = text.replace(old, new)
+    values.write_text(text)
+    tar.add(charts, f"{top}/{build.ISTIO_CHARTS}", filter=_plain(None))
 
 
 def _add_dir(tar: tarfile.TarFile, name: str) -> None:

@@ -35,6 +35,7 @@ from multirev.runrecord import (
     find,
     read,
     record_namespace,
+    write,
 )
 
 CLIENT = "workloads/mesh-client.yaml"
@@ -364,3 +365,55 @@ def test_every_run_id_gets_a_record_name_kubernetes_accepts(run_id: str) -> None
     assert len(name) <= 63 and name.startswith("multirev-run-")
     assert all(c.islower() or c.isdigit() or c == "-" for c in name) and name[-1] != "-"
     assert record_namespace("nightly-42") != record_namespace("Nightly_42")
+
+
+def _helm_made(kind: str, name: str, release: str, namespace: str | None, api: str = "v1") -> dict:
+    """An object as `helm upgrade --install` leaves it: annotated with its release (helm@v4.3.0 validate.go)."""
+    meta = {"name": name, "annotations": {"meta.helm.sh/release-name": release,
+                                          "meta.helm.sh/release-namespace": namespace or "istio-system"}}
+    if namespace:
+        meta["namespace"] = namespace
+    obj: dict = {"apiVersion": api, "kind": kind, "metadata": meta}
+    if kind == "Deployment":  # the model's controllers need a pod template
+        labels = {"app": name}
+        obj["spec"] = {"replicas": 0, "selector": {"matchLabels": labels},
+                       "template": {"metadata": {"labels": labels}, "spec": {"containers": []}}}
+    return obj
+
+
+def test_a_killed_helm_run_leaves_nothing_its_releases_or_istiods_made(tmp_path: Path) -> None:
+    """--installer helm: the gateway objects and the CRDs of the run's releases carry no revision label; the record
+    lists the releases, and cleanup removes what Helm annotated with them, in a borrowed istio-system too, and
+    leaves someone's release of the same name in another namespace alone."""
+    plan = MeshPlan(load_profile("local-dev", layout="shared", installer="helm"), RUN)
+    cluster = _backend(tmp_path).cluster
+    cluster.apply(_namespace("istio-system", {"team": "mesh"}))
+    cluster.apply(_namespace("theirs", {}))
+    footprint = Footprint.survey(cluster, RUN)
+    write(cluster, RunRecord.of(plan, footprint, now=time.time() - DEAD_AFTER - 60))
+    silence(cluster)
+    gateway = plan.plane("stable").gateway_name
+    left = [_helm_made("Deployment", gateway, gateway, "istio-system", "apps/v1"),
+            _helm_made("Service", gateway, gateway, "istio-system"),
+            _helm_made("CustomResourceDefinition", "gateways.networking.istio.io", "istio-base", None,
+                       "apiextensions.k8s.io/v1")]
+    theirs = _helm_made("Deployment", gateway, gateway, "theirs", "apps/v1")
+    # What the run's istiods wrote into the borrowed istio-system while they ran (facts.istiod_runtime_names),
+    # and an election ConfigMap of the same name in someone's namespace.
+    def plain(kind: str, name: str, namespace: str) -> dict:
+        return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}}
+
+    left += [plain("ConfigMap", "istio-leader", "istio-system"), plain("Secret", "istio-ca-secret", "istio-system")]
+    their_lock = plain("ConfigMap", "istio-leader", "theirs")
+    for obj in (*left, theirs, their_lock):
+        cluster.apply(obj)
+    [record] = find(cluster)
+    assert ("istio-system", gateway) in record.helm_releases and ("istio-system", "istio-base") in record.helm_releases
+    lines = remove_run(cluster, record)
+    for obj in left:
+        kind = next(k for k in kinds.ALL if k.kind == obj["kind"])
+        assert cluster.get(kind, obj["metadata"]["name"], obj["metadata"].get("namespace")) is None, lines
+    assert cluster.get(kinds.DEPLOYMENT, gateway, "theirs") is not None
+    assert cluster.get(kinds.CONFIGMAP, "istio-leader", "theirs") is not None
+    assert labels_of(cluster.get(kinds.NAMESPACE, "istio-system")) == {"team": "mesh",
+                                                                      "kubernetes.io/metadata.name": "istio-system"}

@@ -181,7 +181,10 @@ def _module(tmp_path: Path) -> Path:
     (module / "samples/bookinfo/platform/kube/bookinfo.yaml").write_text("kind: Service\n")
     (module / "tools/packaging/common").mkdir(parents=True)
     (module / build.ISTIO_BOOTSTRAP).write_text("{}\n")
-    for path in (module / "samples/bookinfo/platform/kube/bookinfo.yaml", module / build.ISTIO_BOOTSTRAP):
+    (module / build.ISTIO_CHARTS / "base").mkdir(parents=True)
+    (module / build.ISTIO_CHARTS / "base/Chart.yaml").write_text("name: base\n")
+    for path in (module / "samples/bookinfo/platform/kube/bookinfo.yaml", module / build.ISTIO_BOOTSTRAP,
+                 module / build.ISTIO_CHARTS / "base/Chart.yaml"):
         path.chmod(0o444)  # as the module cache keeps them
     return module
 
@@ -193,6 +196,7 @@ def test_what_a_run_reads_is_copied_out_of_the_module(tmp_path: Path) -> None:
     build.copy_data(recipe, _module(tmp_path), recipe.source(tmp_path / "cache"))
     assert build.has_data(recipe, tmp_path / "cache")
     assert (recipe.source(tmp_path / "cache") / "samples/bookinfo/platform/kube/bookinfo.yaml").read_text()
+    assert (recipe.source(tmp_path / "cache") / build.ISTIO_CHARTS / "base/Chart.yaml").read_text()  # --installer helm
 
 
 def test_a_folder_built_before_the_copy_gets_it_without_a_rebuild(tmp_path: Path,

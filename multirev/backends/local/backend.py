@@ -41,7 +41,7 @@ from multirev.backends.local.controlplane import (
 )
 from multirev.backends.local.istiod import IstiodRunner, list_istiod_pods
 from multirev.backends.local.netns import NAME_PREFIX, NETNS_ETC, Forwarder, NetworkNamespace
-from multirev.backends.local.pins import ISTIO, KWOK
+from multirev.backends.local.pins import HELM, ISTIO, KWOK
 from multirev.backends.local.pods import DataPlane, PodApi
 from multirev.backends.local.pods.dns import ClusterDns, service_records
 from multirev.backends.local.pods.envoy import (
@@ -57,6 +57,7 @@ from multirev.backends.local.processes import Supervisor
 from multirev.clock import Clock
 from multirev.commands import Completed, Runner
 from multirev.errors import EnvironmentProblem, UsageError, WaitTimeout
+from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
@@ -97,7 +98,8 @@ class NetnsRunner:
 
     def run(self, argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> Completed:
         result = self.inner.run([*self.prefix, *argv], timeout=timeout, env=env)
-        if result.returncode == 0 and "install" in argv[1:2] and self.after_install is not None:
+        # `istioctl install`, and `helm upgrade --install` of a release that may hold an istiod.
+        if result.returncode == 0 and argv[1:2] in (["install"], ["upgrade"]) and self.after_install is not None:
             self.after_install()
         return Completed(argv, result.returncode, result.stdout, result.stderr)
 
@@ -364,8 +366,9 @@ class LocalBackend(Backend):
         def ready() -> Observation[list[str]]:
             istiods.sync()
             problems = istiods.ready_problems(self.netns.name)
-            return Observation(not problems and bool(istiods.processes), problems,
-                               "; ".join(problems) or "no istiod process yet")
+            # A release without istiod (Helm's base, a gateway) has none to wait for.
+            awaited = bool(istiods.processes) or not istiods.list_pods()
+            return Observation(not problems and awaited, problems, "; ".join(problems) or "no istiod process yet")
 
         with step("real istiod processes ready (/ready on their pod IPs)"):
             try:
@@ -433,6 +436,22 @@ class LocalBackend(Backend):
     def samples_dir(self, version: IstioVersion) -> Path:
         pin = ISTIO[str(version)]
         return build.istio_recipe(pin).source(self.options.bin_cache) / "samples"
+
+    def charts_dir(self, version: IstioVersion) -> Path:
+        return build.istio_recipe(ISTIO[str(version)]).source(self.options.bin_cache) / build.ISTIO_CHARTS
+
+    def chart_image(self, version: IstioVersion) -> dict[str, str]:
+        """A branch's charts name a testing hub and `latest` (istio@1.30-dev: manifests/charts/istio-control/
+        istio-discovery/values.yaml global.hub, global.tag); istioctl overlays the hub and tag built into it
+        (operator/pkg/render/manifest.go hubTagOverlay), and the istiod runner picks its binary by that tag."""
+        pin = ISTIO[str(version)]
+        return {"hub": pin.hub, "tag": pin.version}
+
+    def helm(self, work_dir: Path) -> Helm:
+        folder = self.folders.get(f"helm/{HELM.version}")
+        if folder is None or self.kubeconfig_inside is None:
+            raise EnvironmentProblem("the local backend has not started: no Helm bound to its cluster")
+        return Helm(str(folder / "helm"), self.runner, KubeTarget(str(self.kubeconfig_inside)), work_dir)
 
     def istio_settings(self) -> dict[str, Any]:
         """What upstream Envoy needs of istiod (pods/envoy.py); nothing without a data plane."""

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multirev.backends.local.pins import ETCD, ISTIO, KUBERNETES, KWOK, IstioPin, ModulePin, Replacement
+from multirev.backends.local.pins import ETCD, HELM, ISTIO, KUBERNETES, KWOK, IstioPin, ModulePin, Replacement
 from multirev.cachelock import cache_entry_lock
 from multirev.errors import EnvironmentProblem, UsageError
 
@@ -104,13 +104,22 @@ KWOK_STAGES = ("kustomize/stage/node/fast/node-initialize.yaml",
 # What a run reads from Istio's module: the samples (Bookinfo) and the proxy's bootstrap template, which
 # pilot-agent expects next to it (tools/packaging/common/envoy_bootstrap.json@1.30.3, copied into the proxy image).
 ISTIO_BOOTSTRAP = "tools/packaging/common/envoy_bootstrap.json"
-ISTIO_DATA = ("samples", ISTIO_BOOTSTRAP)
+# The release's Helm charts (base, istio-control/istio-discovery, gateway), for `--installer helm`: the same
+# folder a release archive holds (manifests/charts), and the charts istioctl itself renders from.
+ISTIO_CHARTS = "manifests/charts"
+ISTIO_DATA = ("samples", ISTIO_BOOTSTRAP, ISTIO_CHARTS)
 
 
 def kwok_recipe() -> Recipe:
     # kwok@v0.8.0: pkg/consts/consts.go holds Version, set by its Makefile's ldflags.
     return Recipe("kwok", KWOK.version, KWOK, {"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
                   ldflags=_x("sigs.k8s.io/kwok/pkg/consts", {"Version": KWOK.version}), data=KWOK_STAGES)
+
+
+def helm_recipe() -> Recipe:
+    # helm@v4.3.0: Makefile sets the version with -X helm.sh/helm/v4/internal/version.version (`helm version`).
+    return Recipe("helm", HELM.version, HELM, {"helm": "helm.sh/helm/v4/cmd/helm"},
+                  ldflags=_x("helm.sh/helm/v4/internal/version", {"version": HELM.version, "gitTreeState": "clean"}))
 
 
 def istio_recipe(pin: IstioPin) -> Recipe:
@@ -128,7 +137,7 @@ def istio_recipe(pin: IstioPin) -> Recipe:
 
 
 def recipes_for(istio_versions: list[str]) -> list[Recipe]:
-    recipes = [etcd_recipe(), kubernetes_recipe(), kwok_recipe()]
+    recipes = [etcd_recipe(), kubernetes_recipe(), kwok_recipe(), helm_recipe()]
     for version in istio_versions:
         pin = ISTIO.get(version)
         if pin is None:

@@ -68,6 +68,13 @@ KWOK = ModulePin(
     "kwok@v0.8.0: go.mod; kustomize/stage/ (node and pod stages)",
 )
 
+# The Helm CLI, for `--installer helm` (helm@v4.3.0: go.mod wants Go 1.26.0; cmd/helm is the main package), the
+# version kind and existing clusters download (multirev/helmcli.py).
+HELM = ModulePin(
+    "helm.sh/helm/v4", "v4.3.0", "h1:wLRTNXzy96ro7waurWMsymlUPaCQOj5nokpJZJNen/w=",
+    "helm@v4.3.0: go.mod; Makefile (LDFLAGS set internal/version.version)",
+)
+
 _MODERN_TAGS = ("vtprotobuf", "disable_pgv")  # istio@1.30.3:Makefile.core.mk STANDARD_TAGS
 _MODERN_VERSION_PKG = "istio.io/istio/pkg/version"  # istio@1.30.3:common/scripts/report_build_info.sh
 _LEGACY_VERSION_PKG = "istio.io/pkg/version"  # istio@1.18.5:common/scripts/report_build_info.sh

@@ -13,13 +13,14 @@ from multirev.backends.simulated.mesh import MeshModel
 from multirev.backends.simulated.traffic import Router
 from multirev.clock import LogicalClock
 from multirev.commands import Completed, RecordingRunner, Transcript
+from multirev.errors import UsageError
 from multirev.faults import Fault
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
 from multirev.kind.config import host_ports
 from multirev.kind.images import NodeImage
 from multirev.paths import MANIFESTS
-from multirev.plan import NODE_PORTS
+from multirev.plan import NODE_PORTS, MeshPlan
 
 
 class SimulatedRunner:
@@ -63,6 +64,12 @@ class SimulatedBackend(Backend):
 
     def preflight(self) -> None:
         """Nothing to check: the model needs no Docker, network or cluster."""
+
+    def refuse_plan(self, plan: MeshPlan) -> None:
+        if plan.profile.installer != "istioctl":
+            # The model answers istioctl's argv only; a Helm install it cannot judge must not pass.
+            raise UsageError(f"--installer {plan.profile.installer}: the simulated backend models istioctl installs "
+                             "only; run Helm installs on --backend local, kind or existing")
 
     def start(self) -> Cluster:
         return self.cluster
