@@ -162,8 +162,9 @@ def build_release_mirror(mirror: Path, versions: Iterable[str]) -> Path:
 
 def add_release_charts(tar: tarfile.TarFile, top: str, pin: IstioPin, work: Path) -> None:
     """istio-<V>/manifests/charts as a release archive holds them (--installer helm): the module's charts, with the
-    image hub and tag the release build writes into them (a branch's say registry.istio.io/testing and `latest`:
-    istio@1.30-dev manifests/charts/istio-control/istio-discovery/values.yaml global.hub, global.tag)."""
+    image hub and tag the release build writes into them (istio/release-builder pkg/build/helm.go SanitizeAllCharts;
+    a branch's say registry.istio.io/testing and `latest`: istio@1.30-dev manifests/charts/istio-control/
+    istio-discovery/values.yaml global.hub, global.tag)."""
     charts = work / "charts"
     shutil.rmtree(charts, ignore_errors=True)
     shutil.copytree(build.istio_recipe(pin).source(build.default_bin_cache()) / build.ISTIO_CHARTS, charts,
@@ -280,6 +281,39 @@ def run_suite_on(bed: ExistingBed, reports_dir: Path, *pytest_args: str, timeout
     outcomes = {t["nodeid"]: {**t, "feature": name, "message": t.get("message", "")}
                 for name, feature in report["features"].items() for t in feature["tests"]}
     return BedRun(proc.returncode, proc.stdout + proc.stderr, outcomes, report)
+
+
+def finish_listing_what_set_up_made(bed: ExistingBed, proc: subprocess.Popen, reports: Path, line: str,
+                                    before: dict[Key, Obj]) -> tuple[list[Key], dict, str]:
+    """Once the run prints `line` (set-up complete), pause it, list what it created since `before`, let it go on
+    and finish: (what it created, its report, its output). Its exit code must be 0."""
+    seen = read_until(proc, line)
+    assert line in seen[-1], "\n".join(seen[-20:])
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        created = added(before, snapshot(bed.cluster))
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    assert proc.stdout is not None
+    output = "\n".join(seen) + proc.stdout.read()
+    assert proc.wait(timeout=900) == 0, output[-4000:]
+    return created, read_report(reports), output
+
+
+def assert_left_as_it_was(bed: ExistingBed, before: dict[Key, Obj], what: str, *,
+                          leases_in: tuple[str, ...] = ()) -> None:
+    """Every object of `before` as it was, nothing added since. managedFields are ignored, as issue 10 asks: each
+    `istioctl install` re-applies the cluster's shared Istio CRDs (same content; their labels are given back), which
+    adds bookkeeping entries and nothing else. Leases are not snapshotted (KWOK's and the API server's own move):
+    `leases_in` names namespaces that must hold none (istiod writes some into its own)."""
+    after = await_quiet(bed.cluster, timeout=120)
+    changed = diff(without_managers(before), without_managers(after), foreign_only=True)
+    assert changed == [], f"{what} changed what the run did not create:\n" + "\n".join(changed)
+    survivors = added(before, after)
+    assert survivors == [], f"{what} left what it created: {survivors}"
+    for namespace in leases_in:
+        leases = [lease["metadata"]["name"] for lease in bed.cluster.list(kinds.LEASE, namespace)]
+        assert leases == [], f"{what} left Leases in {namespace}: {leases}"
 
 
 def read_report(reports_dir: Path) -> dict:

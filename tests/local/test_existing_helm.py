@@ -22,18 +22,15 @@ from multirev.kube import kinds
 from tests.local.existing_bed import (
     ExistingBed,
     Key,
-    added,
+    assert_left_as_it_was,
     await_quiet,
     cleanup_dead_runs,
-    diff,
     existing_cluster,
+    finish_listing_what_set_up_made,
     kill_outright,
     populate_foreign,
-    read_report,
     read_until,
-    snapshot,
     start_suite_on,
-    without_managers,
 )
 
 SET_UP_TESTS = "test_control_plane_installed_and_ready or test_injector_webhooks or test_revision_tag"
@@ -67,14 +64,7 @@ def _start(bed: Bed, reports: Path) -> object:
 
 
 def _assert_left_as_it_was(bed: Bed, what: str) -> None:
-    after = await_quiet(bed.bed.cluster, timeout=120)
-    changed = diff(without_managers(bed.before), without_managers(after), foreign_only=True)
-    assert changed == [], f"{what} changed what the run did not create:\n" + "\n".join(changed)
-    survivors = added(bed.before, after)
-    assert survivors == [], f"{what} left what it created: {survivors}"
-    # Leases are not snapshotted (kinds.ALL: KWOK's and the API server's own move); istiod writes some.
-    leases = [lease["metadata"]["name"] for lease in bed.bed.cluster.list(kinds.LEASE, "istio-system")]
-    assert leases == [], f"{what} left Leases in istio-system: {leases}"
+    assert_left_as_it_was(bed.bed, bed.before, what, leases_in=("istio-system",))
 
 
 def test_a_passing_helm_run_gives_everything_back(bed: Bed, tmp_path: Path,
@@ -83,18 +73,8 @@ def test_a_passing_helm_run_gives_everything_back(bed: Bed, tmp_path: Path,
     uninstalled: the owner's objects are as they were and nothing of the run is left, Helm's release records and
     the CRDs its base release keeps included."""
     reports = tmp_path / "reports"
-    proc = _start(bed, reports)
-    seen = read_until(proc, TAGGED)
-    assert TAGGED in seen[-1], "\n".join(seen[-20:])
-    proc.send_signal(signal.SIGSTOP)
-    try:
-        created = added(bed.before, snapshot(bed.bed.cluster))
-    finally:
-        proc.send_signal(signal.SIGCONT)
-    assert proc.stdout is not None
-    output = "\n".join(seen) + proc.stdout.read()
-    assert proc.wait(timeout=900) == 0, output[-4000:]
-    report = read_report(reports)
+    created, report, output = finish_listing_what_set_up_made(bed.bed, _start(bed, reports), reports, TAGGED,
+                                                              bed.before)
     assert report["installer"] == "helm"
     outcomes = {t["nodeid"]: t["outcome"] for feature in report["features"].values() for t in feature["tests"]}
     assert outcomes and set(outcomes.values()) == {"passed"}, f"{outcomes}\n{output[-4000:]}"

@@ -26,22 +26,19 @@ from tests.local.existing_bed import (
     FOREIGN_NAMESPACE,
     ExistingBed,
     Key,
-    added,
+    assert_left_as_it_was,
     await_quiet,
     cleanup_dead_runs,
     create,
-    diff,
     existing_cluster,
+    finish_listing_what_set_up_made,
     install_foreign_revision,
     interrupt,
     kill_outright,
     populate_foreign,
-    read_report,
     read_until,
     run_suite_on,
-    snapshot,
     start_suite_on,
-    without_managers,
 )
 
 INJECTED_NAMESPACE = "legacy-injected"  # the owner's namespace with the classic injection label
@@ -83,13 +80,7 @@ def _profile_naming(namespace: str, path: Path) -> Path:
 
 
 def _assert_left_as_it_was(owned: Owned, what: str) -> None:
-    after = await_quiet(owned.bed.cluster, timeout=120)
-    # managedFields are ignored, as issue 10 asks: each `istioctl install` re-applies the cluster's shared Istio
-    # CRDs (same content; their labels are given back), which adds bookkeeping entries and nothing else.
-    changed = diff(without_managers(owned.before), without_managers(after), foreign_only=True)
-    assert changed == [], f"{what} changed what the run did not create:\n" + "\n".join(changed)
-    survivors = added(owned.before, after)
-    assert survivors == [], f"{what} left what it created: {survivors}"
+    assert_left_as_it_was(owned.bed, owned.before, what)
 
 
 def _suite(owned: Owned, reports: Path, *args: str):
@@ -113,19 +104,9 @@ def test_a_passing_run_with_allow_destructive_gives_everything_back(owned: Owned
     reports = tmp_path / "reports"
     proc = start_suite_on(owned.bed, reports, "-s", "-q", "--profile-file", str(owned.profile), "--allow-destructive",
                           "--layout", layout, "-k", SET_UP_TESTS)
-    seen = read_until(proc, "istioctl tag set canary -> 1-31-dev: done")
-    assert "istioctl tag set canary -> 1-31-dev: done" in seen[-1], "\n".join(seen[-20:])
-    # Set-up is complete: everything the run made is there now. The run is paused while it is listed.
-    proc.send_signal(signal.SIGSTOP)
-    try:
-        created = added(owned.before, snapshot(owned.bed.cluster))
-    finally:
-        proc.send_signal(signal.SIGCONT)
-    assert proc.stdout is not None
-    output = "\n".join(seen) + proc.stdout.read()
-    assert proc.wait(timeout=900) == 0, output[-4000:]
-    outcomes = {t["nodeid"]: t["outcome"] for feature in read_report(reports)["features"].values()
-                for t in feature["tests"]}
+    created, report, output = finish_listing_what_set_up_made(owned.bed, proc, reports,
+                                                              "istioctl tag set canary -> 1-31-dev: done", owned.before)
+    outcomes = {t["nodeid"]: t["outcome"] for feature in report["features"].values() for t in feature["tests"]}
     assert outcomes and set(outcomes.values()) == {"passed"}, f"{outcomes}\n{output[-4000:]}"
     record_property("objects_compared", len(owned.before))
     record_property("objects_created", len(created))
