@@ -133,7 +133,8 @@ class HelmInstaller:
         existing = self.cluster.get(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(tag, plane.plane.namespace))
         owner = labels_of(existing).get(facts.REV_LABEL) if existing else None
         if not overwrite and existing is not None and owner != plane.plane.revision:
-            # As `istioctl tag set` without --overwrite (istioctl/pkg/tag/tag.go): a tag is moved on purpose only.
+            # `istioctl tag set` without --overwrite refuses a tag that exists (istioctl/pkg/tag/generate.go
+            # checkTagDuplicate); moving one to another revision is done on purpose only here too.
             return Completed(rendered.argv, 1, rendered.stdout,
                              f"revision tag {tag} already points at revision {owner}; move it on purpose")
         for obj in yaml.safe_load_all(rendered.stdout):
