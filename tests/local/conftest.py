@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +79,12 @@ def local_backend(work: Path, run_id: str, plan: MeshPlan | None = None) -> Loca
     return LocalBackend(runner, WallClock(), LocalOptions(
         run_id=run_id, worker=os.environ.get("PYTEST_XDIST_WORKER", "main"), istio_versions=local_versions(),
         bin_cache=build.default_bin_cache(), work_dir=work, gateway_services=services))
+
+
+def sigint_reaches_children() -> None:
+    """A child started next gets Ctrl-C (SIGINT) as a terminal would deliver it. A shell without job control starts
+    a background job (`.ci/run ... &`) with SIGINT ignored, children inherit that, and a Python child then never
+    raises KeyboardInterrupt: the interrupt tests would see the run finish as if nothing had happened. A handled
+    signal is reset to its default at exec, so handling it here is enough."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

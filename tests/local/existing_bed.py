@@ -51,7 +51,7 @@ from multirev.kube.kinds import Kind
 from multirev.kube.objects import Obj
 from multirev.paths import PROJECT_ROOT
 from multirev.waits import Observation, wait_for
-from tests.local.conftest import PROFILE, local_versions, nothing_left, require
+from tests.local.conftest import PROFILE, local_versions, nothing_left, require, sigint_reaches_children
 from tests.suite_runner import SuiteRun
 
 BED_RUN_ID = "existing-bed"  # the local backend's run id: names its network namespace and temporary folder
@@ -223,6 +223,7 @@ def start_suite_on(bed: ExistingBed, reports_dir: Path, *pytest_args: str, stdou
     """The suite as a child process in a session of its own, for a test that interrupts it (`interrupt`), kills
     it with its children (`kill_outright`) or reads its output live. Run with `-s` to see the set-up steps
     ("istioctl install revision ...") as they happen."""
+    sigint_reaches_children()
     return subprocess.Popen(suite_argv(bed, reports_dir, *pytest_args), cwd=PROJECT_ROOT, env=suite_env(),
                             stdout=stdout, stderr=stderr, text=True, start_new_session=True)
 

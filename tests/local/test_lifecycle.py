@@ -18,7 +18,7 @@ from multirev.clock import WallClock
 from multirev.kube import kinds
 from multirev.waits import Observation, wait_for
 from tests.credential_scan import credential_leaks
-from tests.local.conftest import PROFILE, local_versions, nothing_left, require
+from tests.local.conftest import PROFILE, local_versions, nothing_left, require, sigint_reaches_children
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +84,7 @@ def test_ctrl_c_during_a_conformance_run_leaves_nothing(tmp_path: Path) -> None:
     """SIGINT to `pytest suites --backend local` while istioctl installs: pytest tears down the session, the
     backend stops every process and removes its namespace and temporary files."""
     require(local_versions())
+    sigint_reaches_children()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "suites", "--backend", "local", "--profile", PROFILE, "-p", "no:xdist",
          "-s", "-k", "control_plane", "--reports-dir", str(tmp_path / "reports"), "--run-id", "ctrlc", "-q"],
