@@ -42,8 +42,7 @@ EGRESS_PORTS = [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "T
                 {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}]
 
 
-def base_release(plane: PlanePlan) -> str:
-    return "istio-base"
+BASE_RELEASE = "istio-base"  # one per cluster, as Istio's Helm install page names it
 
 
 def istiod_release(plane: PlanePlan) -> str:
@@ -140,7 +139,7 @@ def base_values(istio_namespace: str, default_revision: str) -> dict[str, Any]:
 def releases(plan: MeshPlan) -> list[tuple[str, str]]:
     """(namespace, release) of every release the Helm installer makes for the plan: base beside the stable revision,
     then each revision's istiod and gateways (also what a killed run's record lists for cleanup)."""
-    made = [(plan.plane("stable").plane.namespace, base_release(plan.plane("stable")))]
+    made = [(plan.plane("stable").plane.namespace, BASE_RELEASE)]
     for plane in plan.planes:
         made += [(plane.plane.namespace, name) for name in
                  (istiod_release(plane), plane.gateway_name, plane.egress_gateway_name)]

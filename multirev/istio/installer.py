@@ -101,7 +101,7 @@ class HelmInstaller:
         charts, image = self.charts(plane.plane.version), self.image(plane.plane.version)
         stable = self.plan.plane("stable").plane
         return [
-            (helm.base_release(plane), charts / helm.BASE_CHART,
+            (helm.BASE_RELEASE, charts / helm.BASE_CHART,
              helm.base_values(self.base_namespace, stable.revision)),
             (helm.istiod_release(plane), charts / helm.ISTIOD_CHART, helm.istiod_values(iop, image)),
             (plane.gateway_name, charts / helm.GATEWAY_CHART,
@@ -159,7 +159,7 @@ class HelmInstaller:
         (istio@1.30-dev: manifests/charts/base/files/crd-all.gen.yaml), and Istio's Helm uninstall page has the user
         delete them by hand (istio.io content/en/docs/setup/install/helm/index.md, "Uninstall")."""
         results = [self.uninstall(plane, None, missing_ok=True) for plane in reversed(self.plan.planes)]
-        results.append(self.tool.uninstall(helm.base_release(self.plan.plane("stable")), self.base_namespace,
+        results.append(self.tool.uninstall(helm.BASE_RELEASE, self.base_namespace,
                                            missing_ok=True))
         crds = [c["metadata"]["name"] for c in self.cluster.list(kinds.CRD)
                 if c["metadata"]["name"].endswith(".istio.io")]
