@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import socket
 import ssl
 from typing import Any
@@ -74,6 +75,19 @@ def unreachable_cause(exc: BaseException) -> str:
 
 def server_of(api: client.ApiClient) -> str:
     return str(api.configuration.host)
+
+
+class LogsUnavailable(RuntimeError):
+    """The API server would not give a container's log; the message names the pod and the server's reason."""
+
+
+def _status_message(exc: ApiException) -> str:
+    """The reason in an error Status body, else the HTTP status line."""
+    try:
+        message = json.loads(exc.body or "").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return _first_line(str(message)) if message else f"HTTP {exc.status} {exc.reason}"
 
 
 def _first_line(text: str) -> str:
@@ -152,13 +166,22 @@ class KubeCluster:
         return True
 
     def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str:
-        # Raw bytes: the client's 'str' response type would json-decode a JSON log line and repr bytes.
-        raw = self.api.call_api(
-            f"/api/v1/namespaces/{namespace}/pods/{pod}/log", "GET",
-            query_params=[("container", container), ("tailLines", str(tail_lines))],
-            header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
-            _return_http_data_only=True, _preload_content=False,
-        )
+        """The container's log; a log the server cannot give (the kubelet refused, the container never ran)
+        raises LogsUnavailable naming the pod and the server's reason."""
+        try:
+            # Raw bytes: the client's 'str' response type would json-decode a JSON log line and repr bytes.
+            raw = self.api.call_api(
+                f"/api/v1/namespaces/{namespace}/pods/{pod}/log", "GET",
+                query_params=[("container", container), ("tailLines", str(tail_lines))],
+                # JSON too: the server writes its error Status in a type the request accepts, and with text/plain
+                # alone answers any failure with a bare 406 that hides it
+                # (apiserver@v0.35.4 pkg/endpoints/handlers/responsewriters/writers.go ErrorNegotiated).
+                header_params={"Accept": "text/plain, application/json"}, auth_settings=["BearerToken"],
+                _return_http_data_only=True, _preload_content=False,
+            )
+        except ApiException as exc:
+            raise LogsUnavailable(f"logs of container {container} of Pod {namespace}/{pod} are unavailable: "
+                                  f"{_status_message(exc)}") from None
         return raw.data.decode("utf-8", errors="replace")
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:

@@ -159,7 +159,14 @@ class _Handler(BaseHTTPRequestHandler):
         if r.subresource is not None:
             if kind is kinds.POD and r.subresource == "log" and self.command == "GET":
                 text = state.logs.get((r.namespace or "", r.name or ""))
-                return (200, text, "text/plain") if text is not None else missing
+                if text is not None:
+                    return 200, text, "text/plain"
+                if "application/json" not in self.headers.get("Accept", ""):
+                    # The real server writes an error in a type the request accepts, else a bare 406
+                    # (apiserver@v0.35.4 pkg/endpoints/handlers/responsewriters/writers.go ErrorNegotiated).
+                    return 406, status(406, "NotAcceptable", "only the following media types are accepted: "
+                                       "application/json, application/yaml, application/vnd.kubernetes.protobuf"), js
+                return missing
             return 404, status(404, "NotFound", "no such subresource"), js
         if r.name is None:
             if self.command != "GET":

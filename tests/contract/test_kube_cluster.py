@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from apiserver import GIT_VERSION, TOKEN, ServerState, put
 
-from multirev.backends.kube import FIELD_MANAGER, KubeCluster, load_api_client
+from multirev.backends.kube import FIELD_MANAGER, KubeCluster, LogsUnavailable, load_api_client
 from multirev.clock import WallClock
 from multirev.errors import UsageError
 from multirev.kube import kinds
@@ -181,6 +181,16 @@ def test_pod_logs_keeps_a_json_log_line_verbatim(apiserver: tuple[str, ServerSta
     _, state = apiserver
     state.logs[("demo", "web-1")] = '{"code": 200, "path": "/"}'
     assert _cluster(state).pod_logs("demo", "web-1", "istio-proxy") == '{"code": 200, "path": "/"}'
+
+
+def test_pod_logs_the_server_cannot_give_name_the_pod_and_its_reason(apiserver: tuple[str, ServerState]) -> None:
+    """A failed log read says which pod and why (the server's Status), not a bare 406: the request accepts JSON,
+    the type the server writes its errors in."""
+    _, state = apiserver
+    with pytest.raises(LogsUnavailable) as failure:
+        _cluster(state).pod_logs("demo", "gone-1", "istio-proxy")
+    assert str(failure.value) == ('logs of container istio-proxy of Pod demo/gone-1 are unavailable: '
+                                  'pods "gone-1" not found')
 
 
 def test_kubernetes_version(apiserver: tuple[str, ServerState]) -> None:
