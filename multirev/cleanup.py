@@ -168,6 +168,14 @@ class Removal:
 
         wait_for("the run's CA ConfigMaps to stay deleted", gone, clock=self.cluster.clock, timeout=60, interval=1)
 
+    def published_in_borrowed(self) -> None:
+        """--installed: CA ConfigMaps that appeared in namespaces the run borrowed, once their labels are back (the
+        cluster's istiods, which keep running, then no longer write them there)."""
+        borrowed = set(self.record.namespaces_before)
+        for obj in self._published_added():
+            if obj["metadata"]["namespace"] in borrowed:
+                self.delete(kinds.CONFIGMAP, obj)
+
     def _published_added(self) -> list[Obj]:
         before = set(self.record.published_before)
         return [cm for cm in self.cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)
@@ -253,6 +261,13 @@ class Removal:
 def remove_run(cluster: Cluster, record: RunRecord, *, dry_run: bool = False) -> list[str]:
     """Remove what the run of `record` left, in order; one line per object removed (dry: that would be)."""
     removal = Removal(cluster, record, dry_run=dry_run)
+    if record.installed:
+        # --installed: the revisions are the cluster's. What the run made is run-labelled; the labels it borrowed go
+        # back before the CA ConfigMaps the cluster's istiods wrote into those namespaces because of them.
+        for removal_step in (removal.run_labelled, removal.borrowed_labels, removal.published_in_borrowed,
+                             removal.namespaces):
+            removal_step()
+        return removal.lines
     for removal_step in (removal.webhooks, removal.tag_services, removal.revision_objects, removal.helm_releases,
                          removal.published, removal.istiod_runtime,
                          removal.run_labelled, removal.crds, removal.borrowed_labels, removal.namespaces):

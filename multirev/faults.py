@@ -92,6 +92,7 @@ def resolve(names: list[str]) -> list[Fault]:
 # The canary revision is the second one the suite installs (install_order 2).
 CONTROL_PLANE = "suites/test_control_planes.py::test_control_plane_installed_and_ready"
 TAGS = "suites/test_revision_tags.py::test_revision_tag_maps_to_intended_revision"
+NAMESPACE_TAGS = "suites/test_revision_tags.py::test_every_namespace_label_names_an_existing_tag_or_revision"
 WEBHOOKS = "suites/test_webhooks.py::test_injector_webhooks_point_at_existing_services"
 WEBHOOK_REVISIONS = "suites/test_webhooks.py::test_webhooks_call_their_own_revisions_istiod"
 INJECTION = "suites/test_injection.py::test_workloads_injected_by_intended_revision"
@@ -144,6 +145,19 @@ def _tag_webhook_left_behind(hooks: Hooks) -> None:
                 copies.append(old)
         return [*objects, *copies]
     hooks.add("tag_objects", leave_one_behind)
+
+
+@fault("namespace-labelled-for-missing-tag",
+       "Someone's namespace is labelled istio.io/rev=retired, a tag that no longer exists (removed, or never set), "
+       "so no webhook injects its new pods.",
+       must_fail=[NAMESPACE_TAGS])
+def _namespace_labelled_for_missing_tag(hooks: Hooks) -> None:
+    def add_orphan(objects: list, *, install_order: int, **_: Any) -> list:
+        if install_order != 2:
+            return objects
+        return [*objects, {"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": "left-on-a-retired-tag", "labels": {"istio.io/rev": "retired"}}}]
+    hooks.add("tag_objects", add_orphan)
 
 
 @fault("injection-label-conflict",

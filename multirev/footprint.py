@@ -110,6 +110,8 @@ class Footprint:
                             "for injection and put its workloads in it; pass --allow-destructive to let it (labels "
                             "are put back afterwards and the namespace is never deleted), or name other namespaces "
                             "in the profile")
+        if plan.installed:
+            return problems  # the revisions, tags and CRDs are the cluster's and stay as they are
         for plane in plan.planes:
             if cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.REV_LABEL: plane.plane.revision}):
                 problems.append(f"revision {plane.plane.revision} already exists in this cluster and this run did "

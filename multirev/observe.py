@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from multirev.backends.base import Cluster
 from multirev.checks.trust import PublishedRoot
 from multirev.istio import facts
@@ -49,3 +51,10 @@ def published_roots(cluster: Cluster, plan: MeshPlan) -> list[PublishedRoot]:
     """The root each control plane's istiod publishes in its own namespace."""
     return [PublishedRoot(p.plane.revision, p.plane.namespace,
                           cluster.get(kinds.CONFIGMAP, ROOT_CONFIGMAP, p.plane.namespace)) for p in plan.planes]
+
+
+def mesh_config(cluster: Cluster, revision: str, namespace: str) -> dict:
+    """A revision's mesh config as its istiod reads it: the `mesh` key of ConfigMap istio-<revision> in its namespace
+    (istio@1.30-dev: pilot/pkg/bootstrap/mesh.go; facts.mesh_configmap_name)."""
+    configmap = cluster.get(kinds.CONFIGMAP, facts.mesh_configmap_name(revision), namespace) or {}
+    return yaml.safe_load((configmap.get("data") or {}).get("mesh") or "{}") or {}

@@ -34,6 +34,8 @@ class PlanePlan:
 
     @property
     def gateway_name(self) -> str:
+        if self.plane.ingress is not None:  # --installed: the cluster's own
+            return self.plane.ingress[1]
         # Two revisions in one namespace would overwrite each other's default-named gateway
         # (Deployment name = component name, no revision suffix), so the shared layout names them apart.
         if self.layout == "shared":
@@ -41,8 +43,16 @@ class PlanePlan:
         return "istio-ingressgateway"
 
     @property
+    def gateway_service_namespace(self) -> str:
+        """Where its ingress gateway's Service runs: the control plane's namespace, or (--installed) the cluster's."""
+        return self.plane.ingress[0] if self.plane.ingress is not None else self.plane.namespace
+
+    @property
     def discovery_labels(self) -> dict[str, str]:
-        """Labels that put a namespace in this revision's view (none needed in the shared layout)."""
+        """Labels that put a namespace in this revision's view (none needed in the shared layout). An installed
+        revision's are what its own discoverySelectors ask for."""
+        if self.plane.discovery is not None:
+            return dict(self.plane.discovery)
         return {f"{DISCOVERY_PREFIX}{self.plane.revision}": "enabled"} if self.uses_discovery_selectors else {}
 
     @property
@@ -51,6 +61,8 @@ class PlanePlan:
 
     @property
     def egress_gateway_name(self) -> str:
+        if self.plane.egress is not None:  # --installed: the cluster's own
+            return self.plane.egress[1]
         return f"istio-egressgateway-{self.plane.revision}" if self.layout == "shared" else "istio-egressgateway"
 
     @property
@@ -68,11 +80,15 @@ class PlanePlan:
     @property
     def manifest_variables(self) -> dict[str, str]:
         return {"REVISION": self.plane.revision, "TAG": self.plane.tag, "HOST": self.sample_host,
-                "ISTIO_NAMESPACE": self.plane.namespace, "EGRESS_GATEWAY": self.egress_gateway_name}
+                "ISTIO_NAMESPACE": self.plane.namespace, "EGRESS_GATEWAY": self.egress_gateway_name,
+                "EGRESS_NAMESPACE": self.plane.egress[0] if self.plane.egress else self.plane.namespace}
 
     @property
     def uses_discovery_selectors(self) -> bool:
-        # In the shared layout both revisions watch the whole cluster, as in a classic canary upgrade.
+        # In the shared layout both revisions watch the whole cluster, as in a classic canary upgrade. An installed
+        # revision uses them if its mesh config sets any.
+        if self.plane.discovery is not None:
+            return bool(self.plane.discovery)
         return self.layout == "separate"
 
 
@@ -88,6 +104,11 @@ class MeshPlan:
 
     def plane(self, role: str) -> PlanePlan:
         return next(p for p in self.planes if p.role == role)
+
+    @property
+    def installed(self) -> bool:
+        """--installed: the run certifies the cluster's revisions and installs, tags and removes none."""
+        return self.profile.certifies_installed
 
     @property
     def run_labels(self) -> dict[str, str]:

@@ -33,6 +33,15 @@ class ControlPlane:
     revision: str
     tag: str
     app_namespaces: tuple[str, ...]
+    # --installed: what the cluster's own revision is (multirev/istio/installed.py), None where the run installs it.
+    # The labels that put a namespace in its view ((key, value) pairs; empty: it watches every namespace), and its
+    # ingress and egress gateway Services as (namespace, name) (None: it has none the suite can use).
+    discovery: tuple[tuple[str, str], ...] | None = None
+    ingress: tuple[str, str] | None = None
+    egress: tuple[str, str] | None = None
+    # --installed, for the report: every tag found for it, and the mesh-config settings the suite depends on.
+    found_tags: tuple[str, ...] = ()
+    mesh_settings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,12 @@ class Profile:
     canary: ControlPlane
     assumed_facts_of: str | None = None  # a profile naming an unreleased minor says whose facts it borrows
     installer: str = "istioctl"
+    # --installed: the cluster's revisions the run certifies ((role, revision) pairs); None where it installs its own
+    installed: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def certifies_installed(self) -> bool:
+        return self.installed is not None
 
     @property
     def planes(self) -> tuple[ControlPlane, ControlPlane]:
@@ -66,6 +81,7 @@ def load_profile(
     stable_version: str | None = None,
     canary_version: str | None = None,
     installer: str | None = None,
+    installed: str | None = None,
 ) -> Profile:
     """Load a built-in profile or a user's file, apply overrides, and validate it before use."""
     if layout not in LAYOUTS:
@@ -76,6 +92,9 @@ def load_profile(
     if chosen_installer not in INSTALLERS:
         where = "--installer" if installer else f"{source}: installer"
         raise UsageError(f"{where} must be one of {', '.join(INSTALLERS)}, not '{chosen_installer}'")
+    named = installed or _installed_in(data.get("installed"), source)
+    if named and installer:
+        raise UsageError("--installed certifies revisions that are already installed; --installer does not apply")
     assumed = data.get("assume_facts_of")
     if assumed is not None:
         assume_facts_of(str(assumed))
@@ -93,9 +112,36 @@ def load_profile(
         canary=planes["canary"],
         assumed_facts_of=str(assumed) if assumed is not None else None,
         installer=chosen_installer,
+        installed=tuple(sorted(parse_installed(named).items())) if named else None,
     )
     _validate(profile, source)
     return profile
+
+
+def parse_installed(text: str) -> dict[str, str]:
+    """`stable=<revision>,canary=<revision>` -> {"stable": ..., "canary": ...}; one line naming a bad part."""
+    wanted: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        role, sep, revision = part.partition("=")
+        if not sep or role not in ROLES or not revision:
+            raise UsageError(f"--installed {text}: expected stable=<revision>,canary=<revision>, not {part!r}")
+        wanted[role] = revision
+    missing = [role for role in ROLES if role not in wanted]
+    if missing:
+        raise UsageError(f"--installed {text}: names no {' and no '.join(missing)} revision")
+    if wanted["stable"] == wanted["canary"]:
+        raise UsageError(f"--installed {text}: stable and canary are the same revision")
+    return wanted
+
+
+
+def _installed_in(raw: Any, source: str) -> str | None:
+    """A profile's `installed: {stable: <revision>, canary: <revision>}`, as --installed would say it."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}: 'installed' must be a mapping stable: <revision>, canary: <revision>")
+    return ",".join(f"{role}={revision}" for role, revision in raw.items())
 
 
 def _read(name: str, path: Path | None) -> dict[str, Any]:

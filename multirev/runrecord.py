@@ -106,6 +106,8 @@ class RunRecord:
     helm_releases: list[tuple[str, str]] = field(default_factory=list)
     # (kind, namespace, name) of istiod's run-time objects that existed in the control planes' namespaces
     runtime_before: list[tuple[str, str, str]] = field(default_factory=list)
+    # --installed: the revisions are the cluster's; cleanup leaves them, their tags, webhooks and CRDs alone
+    installed: bool = False
     heartbeat: float | None = field(default=None, compare=False)  # read from the label, not the JSON
 
     @classmethod
@@ -119,7 +121,8 @@ class RunRecord:
                    sorted(footprint.webhooks_before), dict(sorted(footprint.crds_before.items())),
                    sorted(footprint.published_before),
                    helm.releases(plan) if plan.profile.installer == "helm" else [],
-                   sorted(r for r in footprint.runtime_before if r[1] in {p.namespace for p in planes}))
+                   sorted(r for r in footprint.runtime_before if r[1] in {p.namespace for p in planes}),
+                   plan.installed)
 
     @property
     def namespace(self) -> str:
@@ -170,6 +173,7 @@ class RunRecord:
                       "istio_crds": self.crds_before, "ca_configmaps": published},
             **({"helm_releases": [list(r) for r in self.helm_releases]} if self.helm_releases else {}),
             **({"istiod_runtime": [list(r) for r in self.runtime_before]} if self.runtime_before else {}),
+            **({"installed": True} if self.installed else {}),
         }, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -184,7 +188,8 @@ class RunRecord:
                    data["layout"], planes, list(data["workload_namespaces"]), found["namespaces"],
                    [(kind, name) for kind, name in found["webhooks"]], found["istio_crds"], published,
                    [(namespace, release) for namespace, release in data.get("helm_releases", [])],
-                   [(kind, namespace, name) for kind, namespace, name in data.get("istiod_runtime", [])])
+                   [(kind, namespace, name) for kind, namespace, name in data.get("istiod_runtime", [])],
+                   bool(data.get("installed", False)))
 
     def as_namespace(self) -> Obj:
         return {"apiVersion": "v1", "kind": "Namespace",

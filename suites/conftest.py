@@ -17,3 +17,6 @@ BOOKINFO = ("samples:bookinfo/platform/kube/bookinfo.yaml", "samples:bookinfo/ne
             "samples:bookinfo/networking/destination-rule-all.yaml")
 SAMPLE_APPS = ("sample-apps/nginx-echo.yaml",)
 CLIENT = ("workloads/mesh-client.yaml",)
+
+# --installed: why the tests that change or remove a revision are skipped.
+NOT_OURS = "--installed: the run never {what} a revision it did not install"

@@ -41,8 +41,9 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
     run_labels = mesh.plan.run_labels
     tally = Tally()
     send(mesh, namespace, tally, REQUESTS_PER_TICK)
-    if source.uses_discovery_selectors:
-        # Let both istiods see the namespace while its pods move, then relabel it for the target's tag.
+    if source.uses_discovery_selectors or mesh.plan.installed:
+        # Let both istiods see the namespace while its pods move, then relabel it for the target's tag. The
+        # cluster's own tags (--installed) stay where they point: only the run's namespace moves between them.
         with step(f"relabel namespace {namespace} istio.io/rev={target.plane.tag}"):
             cluster.label(kinds.NAMESPACE, namespace, {**target.discovery_labels, facts.REV_LABEL: target.plane.tag})
     else:
@@ -70,7 +71,9 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
         problem = wait_problem(f"rollout of {namespace} onto revision {target.plane.revision}", rolled_out,
                                clock=cluster.clock, timeout=ROLLOUT_TIMEOUT, interval=1)
     if source.uses_discovery_selectors:
-        cluster.label(kinds.NAMESPACE, namespace, dict.fromkeys(source.discovery_labels))
+        # The source's own labels only: two installed revisions may select namespaces by the same one.
+        cluster.label(kinds.NAMESPACE, namespace, dict.fromkeys(set(source.discovery_labels)
+                                                                - set(target.discovery_labels)))
     send(mesh, namespace, tally, max(REQUESTS_PER_TICK, MIN_REQUESTS - tally.total))
     problems = [problem] if problem else []
     for pod in workload_pods(cluster, namespace, run_labels):

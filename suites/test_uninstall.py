@@ -17,7 +17,7 @@ from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
-from suites.conftest import BOOKINFO, assert_no_problems
+from suites.conftest import BOOKINFO, NOT_OURS, assert_no_problems
 from suites.scenario import READY_TIMEOUT, settled, wait_until_served
 
 # Istio's own uninstall test polls up to 120 s (tests/integration/pilot/revisions/uninstall_test.go).
@@ -91,6 +91,8 @@ def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property
     injected by the stable revision with its proxy version (no Envoy needed: injection happens at pod creation).
     Where proxies run, the stable revision's Bookinfo must still return 200 through the stable gateway; Envoy keeps
     its last config, so that alone would not show a broken control plane. Each problem names the object."""
+    if mesh.plan.installed:
+        pytest.skip(NOT_OURS.format(what="removes"))
     canary = mesh.plan.plane("canary").plane
     before = kept_groups(mesh)
     problems = remove_tags(mesh, ("canary",))
@@ -194,6 +196,8 @@ def test_purge_leaves_nothing(mesh: MeshSetup) -> None:
     configuration of any revision, within a bounded time.
     On an existing cluster it runs only with --allow-destructive, since a purge also removes Istio objects this
     run did not create."""
+    if mesh.plan.installed:
+        pytest.skip(NOT_OURS.format(what="removes"))
     if not mesh.backend.may_destroy_foreign():
         pytest.skip("a purge removes Istio objects this run did not create; pass --allow-destructive")
     problems = remove_tags(mesh, ("stable", "canary"))

@@ -16,6 +16,7 @@ from multirev.istio.versions import IstioVersion
 from multirev.kube.kinds import Kind
 from multirev.kube.objects import Obj
 from multirev.plan import MeshPlan
+from multirev.profile import Profile
 
 
 @dataclass
@@ -133,6 +134,11 @@ class Backend(ABC):
         except Exception as exc:  # the report must still be written, naming what is missing
             return BackendInfo(self.name, self.simulated,
                                extra={"info_error": f"cluster facts unavailable: {type(exc).__name__}: {exc}"[:300]})
+
+    def installed_profile(self, profile: Profile) -> Profile:
+        """--installed: the profile with each plane the cluster's own revision (multirev/istio/installed.py)."""
+        raise UsageError(f"--installed certifies revisions already running on a cluster of yours; the {self.name} "
+                         "backend starts an empty one: use --backend existing")
 
     def helm(self, work_dir: Path) -> Helm:
         """The Helm CLI bound to this cluster (`--installer helm`)."""

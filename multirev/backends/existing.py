@@ -14,11 +14,13 @@ from multirev.errors import EnvironmentProblem, UsageError
 from multirev.footprint import Footprint
 from multirev.helmcli import DEFAULT_HELM_MIRROR, HELM_VERSION, ensure_helm
 from multirev.istio.helm import Helm
+from multirev.istio.installed import certified_profile, find_installed
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL, MeshPlan
+from multirev.profile import Profile
 from multirev.progress import step
 from multirev.runrecord import record_namespace
 from multirev.waits import Observation, wait_for
@@ -75,6 +77,15 @@ class ExistingBackend(Backend):
             self._cluster, plan, allow_destructive=self.options.allow_destructive)
         if problems:
             raise UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+    def installed_profile(self, profile: Profile) -> Profile:
+        if self._cluster is None:
+            self.preflight()
+        assert self._cluster is not None and profile.installed is not None
+        certified = certified_profile(profile, find_installed(self._cluster, dict(profile.installed)))
+        plan = MeshPlan(certified, self.options.run_id)
+        self.options.gateway_services = {p.role: (p.gateway_service_namespace, p.gateway_name) for p in plan.planes}
+        return certified
 
     def connection_options(self) -> list[str]:
         """The options that reach this cluster, for a command the user is told to run."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from multirev.commands import Completed
 from multirev.istio import facts
 from multirev.istio.istioctl import TagRow
-from multirev.kube.objects import Obj, labels_of
+from multirev.kube.objects import Obj, labels_of, matches_selector, name_of
 from multirev.profile import ControlPlane
 
 
@@ -46,4 +46,46 @@ def check_tag(plane: ControlPlane, state: TagState) -> list[str]:
     elif labels_of(state.webhook).get(facts.REV_LABEL) != rev:
         problems.append(f"MutatingWebhookConfiguration {name} is labelled istio.io/rev="
                         f"{labels_of(state.webhook).get(facts.REV_LABEL)}, expected {rev}")
+    return problems
+
+
+def served_names(webhooks: list[Obj]) -> set[str]:
+    """The istio.io/rev values the injector webhooks select namespaces by: a tag's webhook selects istio.io/rev In
+    [<tag>], a revision's own injector istio.io/rev In [<revision>] (istio@1.30-dev and 1.31-dev:
+    manifests/charts/istio-control/istio-discovery/templates/revision-tags-mwc.yaml, mutatingwebhook.yaml)."""
+    names: set[str] = set()
+    for hook in webhooks:
+        for entry in hook.get("webhooks") or []:
+            selector = entry.get("namespaceSelector") or {}
+            if value := (selector.get("matchLabels") or {}).get(facts.REV_LABEL):
+                names.add(value)
+            for expr in selector.get("matchExpressions") or []:
+                if expr.get("key") == facts.REV_LABEL and expr.get("operator") == "In":
+                    names.update(expr.get("values") or [])
+    return names
+
+
+def selected_by_any(namespace: Obj, webhooks: list[Obj]) -> bool:
+    """Whether some injector webhook's namespaceSelector matches the namespace: what decides that its new pods are
+    sent to an istiod. Selectors, not the webhooks' istio.io/tag labels, which a policy may strip while injection
+    goes on working."""
+    labels = labels_of(namespace)
+    return any(matches_selector(labels, entry.get("namespaceSelector"))
+               for hook in webhooks for entry in hook.get("webhooks") or [] if entry.get("namespaceSelector"))
+
+
+def check_namespace_labels_served(namespaces: list[Obj], webhooks: list[Obj]) -> list[str]:
+    """Every namespace labelled istio.io/rev=<name> (and not istio-injection, which wins) is selected by an injector
+    webhook, as a namespace on an existing tag or revision is. Otherwise its new pods start without a sidecar, with
+    no error anywhere: e.g. a namespace left on a tag that was removed, or a typo in the label."""
+    problems = []
+    for namespace in sorted(namespaces, key=name_of):
+        labels = labels_of(namespace)
+        wanted = labels.get(facts.REV_LABEL)
+        if not wanted or facts.INJECTION_LABEL in labels or selected_by_any(namespace, webhooks):
+            continue
+        problems.append(f"Namespace {name_of(namespace)} is labelled {facts.REV_LABEL}={wanted}, but no injector "
+                        f"webhook selects it: no tag or revision of that name exists (tags and revisions served: "
+                        f"{', '.join(sorted(served_names(webhooks))) or 'none'}), so its new pods get no sidecar; "
+                        f"fix: label it for one of those, or `istioctl tag set {wanted} --revision <revision>`")
     return problems

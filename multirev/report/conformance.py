@@ -87,6 +87,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"| kind node image | {report['node_image'] or '-'} (kind {report['kind_version'] or '-'}) |",
         f"| started / finished | {report['started']} / {report['finished']} |",
     ]
+    for role, plane in (("stable", s), ("canary", c)):
+        if found := plane.get("installed"):
+            lines.append(f"| {role} as found (--installed) | {_found(found)} |")
     if (report.get("data_plane") or {}).get("envoy"):
         plane = report["data_plane"]
         lines.append(f"| data plane | Envoy {plane['envoy']}; {len(plane.get('proxies') or [])} proxies started |")
@@ -111,6 +114,17 @@ def markdown(report: dict[str, Any]) -> str:
         for nodeid, message in failures:
             lines += [f"### `{nodeid}`", "", "```", message.strip()[:3000], "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def _found(found: dict[str, Any]) -> str:
+    labels = found["discovery_labels"]
+    parts = [f"tags {', '.join(f'`{t}`' for t in found['tags']) or 'none'}",
+             "sees every namespace" if labels == {} else
+             f"sees namespaces labelled {', '.join(f'`{k}={v}`' for k, v in labels.items())}" if labels else
+             "namespaces it sees: not derivable",
+             f"ingress {found['ingress_gateway'] or 'none'}", f"egress {found['egress_gateway'] or 'none'}",
+             *(f"`{key}`: `{value}`" for key, value in found["mesh_config"].items() if key != "discoverySelectors")]
+    return "; ".join(parts)
 
 
 def write(folder: Path, report: dict[str, Any]) -> None:

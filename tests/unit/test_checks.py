@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from multirev.checks.control_plane import ControlPlaneState, KeptPlaneState, check_kept_plane
+from multirev.checks.tags import check_namespace_labels_served
 from multirev.checks.webhooks import (
     check_one_webhook_per_tag,
     check_webhook_revisions,
@@ -116,3 +117,40 @@ def test_a_tag_with_two_webhooks_is_named_with_both() -> None:
                                           webhook("istio-revision-tag-dev", "dev")])
     assert len(problems) == 1
     assert "istio-revision-tag-prod-istio-a, istio-revision-tag-prod-istio-b" in problems[0]
+
+
+def _injector(name: str, rev: str, *selected: str) -> dict:
+    """A MutatingWebhookConfiguration shaped as the istiod chart renders a revision's injector or a tag's
+    (istio@1.30-dev: templates/mutatingwebhook.yaml, revision-tags-mwc.yaml): one namespace-level webhook per
+    name it selects by istio.io/rev, and the object-level one that never matches a labelled namespace."""
+    by_namespace = [{"name": f"rev.namespace.{value}", "namespaceSelector": {"matchExpressions": [
+        {"key": "istio.io/rev", "operator": "In", "values": [value]},
+        {"key": "istio-injection", "operator": "DoesNotExist"}]}} for value in selected]
+    by_object = {"name": "rev.object", "namespaceSelector": {"matchExpressions": [
+        {"key": "istio.io/rev", "operator": "DoesNotExist"}, {"key": "istio-injection", "operator": "DoesNotExist"}]}}
+    return {"metadata": {"name": name, "labels": {"app": "sidecar-injector", "istio.io/rev": rev}},
+            "webhooks": [*by_namespace, by_object]}
+
+
+def _namespace(name: str, labels: dict[str, str] | None = None) -> dict:
+    return {"metadata": {"name": name, "labels": labels or {}}}
+
+
+def test_a_namespace_on_a_served_tag_or_revision_passes_and_one_on_a_missing_tag_is_named() -> None:
+    hooks = [_injector("istio-sidecar-injector-1-30", "1-30", "1-30"), _injector("istio-revision-tag-prod", "1-30",
+                                                                               "prod")]
+    namespaces = [_namespace("on-tag", {"istio.io/rev": "prod"}), _namespace("on-rev", {"istio.io/rev": "1-30"}),
+                  _namespace("retired", {"istio.io/rev": "old"}),
+                  _namespace("classic", {"istio.io/rev": "old", "istio-injection": "enabled"}),
+                  _namespace("plain")]
+    problems = check_namespace_labels_served(namespaces, hooks)
+    assert len(problems) == 1 and problems[0].startswith(
+        "Namespace retired is labelled istio.io/rev=old, but no injector webhook selects it"), problems
+    assert "(tags and revisions served: 1-30, prod)" in problems[0]
+
+
+def test_a_tag_webhook_without_its_tag_label_still_serves_its_namespaces() -> None:
+    """A policy stripping istio.io/tag from the tag's webhook leaves injection working: not this check's problem."""
+    hook = _injector("istio-revision-tag-prod", "1-30", "prod")
+    assert "istio.io/tag" not in hook["metadata"]["labels"]
+    assert check_namespace_labels_served([_namespace("on-tag", {"istio.io/rev": "prod"})], [hook]) == []

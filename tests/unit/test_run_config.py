@@ -14,7 +14,7 @@ DEFAULTS = {"backend": "kind", "profile": "current", "profile_file": None, "isti
             "sim_fault_plugin": [], "kubeconfig": None, "run_id": "r1", "reports_dir": None, "istio_cache": None,
             "kind_image": None, "istio_mirror": "https://example.invalid/istio", "cluster_name": "pytest-kind",
             "keep_cluster": False, "kind_bin": None, "context": None, "allow_destructive": False,
-            "installer": None, "helm_mirror": "https://get.helm.sh", "helm_bin": None,
+            "installer": None, "installed": None, "helm_mirror": "https://get.helm.sh", "helm_bin": None,
             "gateway_host": None, "gateway_endpoint": [], "host_port_base": 18080, "sim_seed": 1, "bin_cache": None}
 
 
