@@ -66,6 +66,14 @@ def test_kind_without_docker_installed(tmp_path: Path) -> None:
     (["--backend", "simulated", "--layout", "diagonal"], "--layout must be one of"),
     (["--backend", "simulated", "--installer", "kustomize"], "--installer must be one of istioctl, helm"),
     (["--backend", "simulated", "--installer", "helm"], "the simulated backend models istioctl installs only"),
+    (["--backend", "simulated", "--installed", "stable=1-30-3,canary=1-31-0"],
+     "--installed certifies revisions already running on a cluster of yours; the simulated backend starts an empty "
+     "one: use --backend existing"),
+    (["--backend", "kind", "--installed", "stable=1-30-3,canary=1-31-0"],
+     "the kind backend starts an empty one: use --backend existing"),
+    (["--backend", "existing", "--installed", "stable=1-30-3"], "--installed stable=1-30-3: names no canary revision"),
+    (["--backend", "existing", "--installed", "stable=a,canary=b", "--installer", "helm"],
+     "--installed certifies revisions that are already installed; --installer does not apply"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], expected: str) -> None:
     code, output, _ = run_pytest(tmp_path, *args)

@@ -135,10 +135,15 @@ class Backend(ABC):
             return BackendInfo(self.name, self.simulated,
                                extra={"info_error": f"cluster facts unavailable: {type(exc).__name__}: {exc}"[:300]})
 
-    def installed_profile(self, profile: Profile) -> Profile:
-        """--installed: the profile with each plane the cluster's own revision (multirev/istio/installed.py)."""
+    def refuse_installed(self) -> None:
+        """--installed, before anything starts: only a backend reaching someone's cluster has revisions to certify."""
         raise UsageError(f"--installed certifies revisions already running on a cluster of yours; the {self.name} "
                          "backend starts an empty one: use --backend existing")
+
+    def installed_profile(self, profile: Profile) -> Profile:
+        """--installed: the profile with each plane the cluster's own revision (multirev/istio/installed.py)."""
+        self.refuse_installed()
+        return profile
 
     def helm(self, work_dir: Path) -> Helm:
         """The Helm CLI bound to this cluster (`--installer helm`)."""

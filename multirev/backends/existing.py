@@ -78,6 +78,9 @@ class ExistingBackend(Backend):
         if problems:
             raise UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
 
+    def refuse_installed(self) -> None:
+        """The cluster's revisions are what --installed certifies."""
+
     def installed_profile(self, profile: Profile) -> Profile:
         if self._cluster is None:
             self.preflight()
