@@ -33,8 +33,9 @@ from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, matches_selector, name_of, namespace_of
 from multirev.profile import Profile
 
-# Mesh-config settings the report shows for each certified revision (istio.io/api mesh/v1alpha1/config.proto names):
-# which namespaces it sees, its trust domain and root namespace, and what the egress scenario needs.
+# Mesh-config settings the report shows for each certified revision (api@v1.30.8: mesh/v1alpha1/config.proto field
+# names; DNS capture is proxy metadata, istio@1.30-dev: pkg/model/proxy.go DNSCapture): which namespaces it sees,
+# its trust domain and root namespace, and what the egress scenario needs.
 MESH_SETTINGS = ("discoverySelectors", "trustDomain", "rootNamespace", "outboundTrafficPolicy.mode", "accessLogFile",
                  "defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE")
 _VARIANT = re.compile(r"-(distroless|debug)$")  # image variants (istio-discovery values.yaml global.variant)

@@ -170,9 +170,12 @@ def test_a_namespace_of_the_owners_labelled_for_a_missing_tag_is_named(owned: Ow
     finally:
         cluster = owned.bed.cluster
         cluster.delete(kinds.NAMESPACE, "left-on-a-retired-tag")
-        wait_for("the mislabelled namespace to be gone",
-                 lambda: Observation(cluster.get(kinds.NAMESPACE, "left-on-a-retired-tag") is None, None, ""),
-                 clock=cluster.clock, timeout=60)
+        def gone() -> Observation[None]:
+            left = cluster.get(kinds.NAMESPACE, "left-on-a-retired-tag")
+            phase = ((left or {}).get("status") or {}).get("phase")
+            return Observation(left is None, None, "gone" if left is None else f"still there, phase {phase}")
+
+        wait_for("Namespace left-on-a-retired-tag to be gone", gone, clock=cluster.clock, timeout=60)
     assert_left_as_it_was(owned.bed, owned.before, "a run that found the owner's mislabelled namespace")
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures.mesh import build_mesh, session_mesh
-from multirev.backends.existing import CLEANUP_KINDS
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.commands import Transcript
 from multirev.errors import UsageError
@@ -20,11 +18,11 @@ from multirev.kube import kinds
 from multirev.kube.objects import labels_of, name_of
 from multirev.plan import MeshPlan
 from multirev.profile import load_profile, parse_installed
-from multirev.runrecord import record_namespace
 from suites.conftest import BOOKINFO
 from suites.conftest import CLIENT as CLIENT_MANIFESTS
 from suites.scenario import wait_namespace_rolled_out
 from suites.test_canary_upgrade import move
+from tests.someones_model import install_owners_mesh, objects, stop_like_existing
 
 CLIENT = "workloads/mesh-client.yaml"
 
@@ -102,17 +100,12 @@ class SomeonesCluster(SimulatedBackend):
 
 
 def someones_cluster(tmp_path: Path, layout: str = "separate") -> tuple[SomeonesCluster, Any, MeshPlan, MeshPlan]:
-    """The model with two revisions installed by the model's istioctl under another run id (the bed), and the
-    plan of a run certifying them with --installed."""
+    """The model with two revisions installed under another run id (the bed), and the plan of a run certifying them
+    with --installed."""
     backend = SomeonesCluster(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
                               node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
     cluster = backend.start()
-    bed = MeshPlan(load_profile("current", layout=layout), "bed")
-    build_mesh(bed, backend, cluster, tmp_path / "bed", set())
-    for plane in bed.planes:  # the bed's own app namespaces are the user's, not the run's
-        for app in plane.plane.app_namespaces:
-            cluster.delete(kinds.NAMESPACE, app)
-    cluster.advance()
+    bed = install_owners_mesh(backend, cluster, tmp_path / "bed", layout)
     installed = load_profile("current", installed=",".join(f"{p.role}={p.plane.revision}" for p in bed.planes))
     plan = MeshPlan(certified_profile(installed, find_installed(cluster, dict(installed.installed))), "run1")
     return backend, cluster, bed, plan
@@ -134,25 +127,8 @@ def test_a_run_on_installed_revisions_installs_nothing_and_leaves_them_whole(tmp
             assert labels[facts.REV_LABEL] == plane.plane.tag
     issued = transcript.read_text().splitlines()[commands_before:]
     assert not [c for c in issued if '"install"' in c or '"tag", "set"' in c or '"uninstall"' in c], issued
-    # What the existing backend's stop does: the run's labelled objects, then its namespaces and its record.
-    for kind in CLEANUP_KINDS:
-        for obj in cluster.list(kind, labels=plan.run_labels):
-            cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
-    for namespace in cluster.list(kinds.NAMESPACE, labels=plan.run_labels):
-        cluster.delete(kinds.NAMESPACE, namespace["metadata"]["name"])
-    cluster.delete(kinds.NAMESPACE, record_namespace("run1"))
+    stop_like_existing(cluster, "run1")
     assert objects(cluster) == before
-
-
-def objects(cluster) -> dict:
-    """Every object, as a reader compares them (resourceVersion changes with any write)."""
-    cluster.advance()
-    found = {}
-    for obj in cluster.store.all():
-        obj = copy.deepcopy(obj)
-        obj["metadata"].pop("resourceVersion", None)
-        found[(obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])] = obj
-    return found
 
 
 @pytest.mark.parametrize("layout", ["separate", "shared"])
