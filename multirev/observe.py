@@ -56,5 +56,9 @@ def published_roots(cluster: Cluster, plan: MeshPlan) -> list[PublishedRoot]:
 def mesh_config(cluster: Cluster, revision: str, namespace: str) -> dict:
     """A revision's mesh config as its istiod reads it: the `mesh` key of ConfigMap istio-<revision> in its namespace
     (istio@1.30-dev: pilot/pkg/bootstrap/mesh.go; facts.mesh_configmap_name)."""
-    configmap = cluster.get(kinds.CONFIGMAP, facts.mesh_configmap_name(revision), namespace) or {}
-    return yaml.safe_load((configmap.get("data") or {}).get("mesh") or "{}") or {}
+    return mesh_of(cluster.get(kinds.CONFIGMAP, facts.mesh_configmap_name(revision), namespace))
+
+
+def mesh_of(configmap: Obj | None) -> dict:
+    """The mesh config a revision's ConfigMap holds under its `mesh` key ({} when there is none)."""
+    return yaml.safe_load(((configmap or {}).get("data") or {}).get("mesh") or "{}") or {}

@@ -21,8 +21,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-import yaml
-
 from multirev.backends.base import Cluster
 from multirev.errors import UsageError
 from multirev.istio import facts
@@ -31,6 +29,7 @@ from multirev.istio.namespace_controller import ISTIOD_LABELS, Istiod, mesh_conf
 from multirev.istio.versions import IstioVersion
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, matches_selector, name_of, namespace_of
+from multirev.observe import mesh_of
 from multirev.profile import Profile
 
 # Mesh-config settings the report shows for each certified revision (api@v1.30.8: mesh/v1alpha1/config.proto field
@@ -111,7 +110,7 @@ def find_installed(cluster: Cluster, wanted: dict[str, str]) -> dict[str, Instal
 
 def mesh_settings_of(configmap: Obj | None) -> dict[str, str]:
     """MESH_SETTINGS as the revision's mesh config sets them (scalars as text, the rest as JSON); unset ones absent."""
-    mesh = yaml.safe_load(((configmap or {}).get("data") or {}).get("mesh") or "{}") or {}
+    mesh = mesh_of(configmap)
     settings = {}
     for path in MESH_SETTINGS:
         value: Any = mesh
