@@ -7,6 +7,7 @@ import yaml
 from multirev.backends.base import Cluster
 from multirev.checks.trust import PublishedRoot
 from multirev.istio import facts
+from multirev.istio.namespace_controller import MESH_KEY
 from multirev.istio.trust import ROOT_CONFIGMAP
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
@@ -61,4 +62,4 @@ def mesh_config(cluster: Cluster, revision: str, namespace: str) -> dict:
 
 def mesh_of(configmap: Obj | None) -> dict:
     """The mesh config a revision's ConfigMap holds under its `mesh` key ({} when there is none)."""
-    return yaml.safe_load(((configmap or {}).get("data") or {}).get("mesh") or "{}") or {}
+    return yaml.safe_load(((configmap or {}).get("data") or {}).get(MESH_KEY) or "{}") or {}
