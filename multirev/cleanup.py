@@ -21,10 +21,11 @@ import sys
 import time
 from collections.abc import Callable
 
+from multirev import webhook_record
 from multirev.backends.base import Cluster
 from multirev.backends.kube import KubeCluster, load_api_client, server_of, unreachable_cause
 from multirev.clock import WallClock
-from multirev.errors import UsageError, WaitTimeout
+from multirev.errors import TeardownIncomplete, UsageError, WaitTimeout
 from multirev.footprint import ISTIO_CRD_SUFFIX, PUBLISHED_LABEL, PUBLISHED_NAMES, istiod_runtime
 from multirev.istio import facts
 from multirev.istio.namespace_controller import ISTIOD_LABELS
@@ -91,9 +92,14 @@ class Removal:
 
     # -- the steps, in order -------------------------------------------------------------------------
     def webhooks(self) -> None:
-        """Injector, validator and tag webhooks of the run's revisions (a tag's webhook carries the revision it
-        points at), except a `default` tag or default validator that existed before the run."""
+        """Injector, validator and tag webhooks of the run's revisions that call into its control-plane namespaces (a
+        tag's webhook carries the revision it points at; a namesake revision elsewhere is not the run's), then every
+        Istio webhook configuration the record holds whole given back as it was (the default injector an install
+        deactivated, the default validator it took over: multirev/webhook_record.py). A record without those copies
+        (written before they were kept) keeps a `default` tag or default validator that existed."""
+        recorded = webhook_record.read(self.cluster, self.record.namespace)
         existed = set(self.record.webhooks_before)
+        namespaces = set(self.record.control_plane_namespaces)
         for kind in WEBHOOK_KINDS:
             hooks = [h for rev in sorted(self.record.revisions)
                      for h in self.cluster.list(kind, labels={facts.REV_LABEL: rev})]
@@ -101,10 +107,14 @@ class Removal:
                       for h in self.cluster.list(kind, labels={facts.TAG_LABEL: tag})
                       if labels_of(h).get(facts.REV_LABEL) in self.record.revisions]
             for hook in hooks:
+                key = (kind.kind, hook["metadata"]["name"])
+                if key in recorded or not webhook_record.calls_into(hook, namespaces):
+                    continue
                 default = labels_of(hook).get(facts.TAG_LABEL) == facts.DEFAULT_TAG \
                     or hook["metadata"]["name"] == facts.DEFAULT_VALIDATOR
-                if not (default and (kind.kind, hook["metadata"]["name"]) in existed):
+                if not (default and key in existed):
                     self.delete(kind, hook)
+        self.lines += webhook_record.give_back(self.cluster, recorded, dry_run=self.dry_run)
 
     def tag_services(self) -> None:
         """`istiod-revision-tag-<tag>` that `tag set` makes in the tag's namespace, for the run's tags and a
@@ -127,9 +137,13 @@ class Removal:
                 for kind in REVISION_NAMESPACED_KINDS:
                     for obj in self.cluster.list(kind, namespace, labels=selector):
                         self.delete(kind, obj)
+            # Cluster-scoped ones end in `-<revision>-<namespace>` (facts.cluster_scoped_suffix), so a namesake
+            # revision's in another namespace is not taken.
+            suffixes = tuple(facts.cluster_scoped_suffix(revision, ns) for ns in self.record.control_plane_namespaces)
             for kind in REVISION_CLUSTER_KINDS:
                 for obj in self.cluster.list(kind, labels=selector):
-                    self.delete(kind, obj)
+                    if obj["metadata"]["name"].endswith(suffixes):
+                        self.delete(kind, obj)
 
     def helm_releases(self) -> None:
         """What the run's Helm releases installed: Helm annotates every object with its release and namespace
@@ -183,10 +197,13 @@ class Removal:
                 and (cm["metadata"]["namespace"], cm["metadata"]["name"]) not in before]
 
     def _await_istiods_gone(self) -> None:
+        """The run's istiod pods: its revisions' in its control-plane namespaces, never a namesake elsewhere."""
         def gone() -> Observation[None]:
             left = [f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+                    for namespace in self.record.control_plane_namespaces
                     for revision in sorted(self.record.revisions)
-                    for pod in self.cluster.list(kinds.POD, labels={**ISTIOD_LABELS, facts.REV_LABEL: revision})]
+                    for pod in self.cluster.list(kinds.POD, namespace,
+                                                 labels={**ISTIOD_LABELS, facts.REV_LABEL: revision})]
             return Observation(not left, None, f"still running: {', '.join(left)}")
 
         wait_for("the run's istiod pods to go", gone, clock=self.cluster.clock, timeout=ISTIOD_GONE_TIMEOUT)
@@ -236,15 +253,27 @@ class Removal:
             self.give_back(kinds.NAMESPACE, name, {key: labels.get(key) for key in sorted(keys)})
 
     def namespaces(self) -> None:
-        """The run's namespaces, then its record, each awaited until gone (not Terminating)."""
+        """The run's namespaces, each awaited until gone (not Terminating)."""
         record = self.record.namespace
         own = [ns for ns in self.cluster.list(kinds.NAMESPACE, labels={RUN_ID_LABEL: self.record.run_id})
                if ns["metadata"]["name"] != record]
         for namespace in own:
             self.delete(kinds.NAMESPACE, namespace)
         self._await_gone([ns["metadata"]["name"] for ns in own])
-        self.delete(kinds.NAMESPACE, {"metadata": {"name": record}})
-        self._await_gone([record])
+
+    def webhooks_given_back(self) -> None:
+        """The last word on the webhook configurations: each recorded one as it was (a step that failed above, or
+        an istiod that patched one since, shows here and keeps the record)."""
+        if not self.dry_run:
+            problems = webhook_record.still_different(self.cluster,
+                                                      webhook_record.read(self.cluster, self.record.namespace))
+            if problems:
+                raise TeardownIncomplete("; ".join(problems))
+
+    def record_itself(self) -> None:
+        """Last, and only when every step before it finished: a cleanup that failed can be run again."""
+        self.delete(kinds.NAMESPACE, {"metadata": {"name": self.record.namespace}})
+        self._await_gone([self.record.namespace])
 
     def _await_gone(self, names: list[str]) -> None:
         if self.dry_run or not names:
@@ -259,19 +288,30 @@ class Removal:
 
 
 def remove_run(cluster: Cluster, record: RunRecord, *, dry_run: bool = False) -> list[str]:
-    """Remove what the run of `record` left, in order; one line per object removed (dry: that would be)."""
+    """Remove what the run of `record` left, in order; one line per object removed (dry: that would be). Every step
+    runs even when one before it failed; then the record stays, and TeardownIncomplete names each failed step (the
+    lines so far on its `lines`), so that the same command can be run again."""
     removal = Removal(cluster, record, dry_run=dry_run)
     if record.installed:
         # --installed: the revisions are the cluster's. What the run made is run-labelled; the labels it borrowed go
         # back before the CA ConfigMaps the cluster's istiods wrote into those namespaces because of them.
-        for removal_step in (removal.run_labelled, removal.borrowed_labels, removal.published_in_borrowed,
-                             removal.namespaces):
+        steps = [removal.run_labelled, removal.borrowed_labels, removal.published_in_borrowed, removal.namespaces]
+    else:
+        steps = [removal.webhooks, removal.tag_services, removal.revision_objects, removal.helm_releases,
+                 removal.published, removal.istiod_runtime, removal.run_labelled, removal.crds,
+                 removal.borrowed_labels, removal.namespaces, removal.webhooks_given_back]
+    problems = []
+    for removal_step in steps:
+        try:
             removal_step()
-        return removal.lines
-    for removal_step in (removal.webhooks, removal.tag_services, removal.revision_objects, removal.helm_releases,
-                         removal.published, removal.istiod_runtime,
-                         removal.run_labelled, removal.crds, removal.borrowed_labels, removal.namespaces):
-        removal_step()
+        except Exception as exc:  # the steps after it still run; the record stays for the next try
+            problems.append(f"{removal_step.__name__.replace('_', ' ')}: {type(exc).__name__}: {exc}")
+    if problems:
+        failed = TeardownIncomplete(f"the record of run {record.run_id} stays, as not everything was removed or "
+                                    f"given back: {'; '.join(problems)}")
+        failed.lines = removal.lines  # type: ignore[attr-defined]
+        raise failed
+    removal.record_itself()
     return removal.lines
 
 
@@ -363,7 +403,13 @@ def main(argv: list[str] | None = None) -> int:
             _say("no dead run's record on this cluster")
         for record in records:
             _say(f"{'would remove' if args.dry_run else 'removing'} what {describe(record, now)} left")
-            for line in remove_run(cluster, record, dry_run=args.dry_run):
+            try:
+                lines = remove_run(cluster, record, dry_run=args.dry_run)
+            except TeardownIncomplete as incomplete:
+                for line in getattr(incomplete, "lines", []):
+                    print(line, flush=True)
+                raise
+            for line in lines:
                 print(line, flush=True)
     except (UsageError, WaitTimeout) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -23,3 +23,8 @@ class CommandFailed(Exception):
 
 class WaitTimeout(AssertionError):
     """A bounded wait ran out; the message names what was awaited and the last state seen."""
+
+
+class TeardownIncomplete(EnvironmentProblem):
+    """On a cluster the run does not own, teardown could not give everything back; the run record stays, so that
+    `./run cleanup` can finish the job."""

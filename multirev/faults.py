@@ -18,6 +18,7 @@ Writing a fault in a plugin file (load it with ``--sim-fault-plugin PATH``)::
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,6 +183,23 @@ def _proxy_version_skew(hooks: Hooks) -> None:
         other = version.patch - 1 if version.patch > 0 else version.patch + 1
         return image.rsplit(":", 1)[0] + f":{version.major}.{version.minor}.{other}"
     hooks.add("proxy_image", skew)
+
+
+@fault("digest-pinned-proxy-of-other-version",
+       "The injector pins the proxy image by digest (no tag names a version), and the proxy behind it reports a "
+       "version one patch release away from its control plane's.",
+       # Judged by what the proxy itself reports (`pilot-agent version --short`), wherever a pod is judged.
+       must_fail=[*both(INJECTION), UPGRADE, UNINSTALL])
+def _digest_pinned_proxy_of_other_version(hooks: Hooks) -> None:
+    def by_digest(image: str, *, version: IstioVersion, **_: Any) -> str:
+        return image.rsplit(":", 1)[0] + "@sha256:" + hashlib.sha256(f"proxyv2 {version}".encode()).hexdigest()
+
+    def skewed(reported: str, **_: Any) -> str:
+        version = IstioVersion.parse(reported)
+        other = version.patch - 1 if version.patch > 0 else version.patch + 1
+        return f"{version.major}.{version.minor}.{other}"
+    hooks.add("proxy_image", by_digest)
+    hooks.add("proxy_version", skewed)
 
 
 @fault("istiod-never-ready",

@@ -28,6 +28,8 @@ from multirev.istio.namespace_controller import ISTIOD_LABELS, SCOPING_SETTING, 
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of
 from multirev.plan import RUN_ID_LABEL, MeshPlan
+from multirev.webhook_record import RECORD_LABEL as WEBHOOK_RECORD_LABEL
+from multirev.webhook_record import Recorded, WebhookConfig, installs_may_touch
 
 ISTIO_CRD_SUFFIX = ".istio.io"
 # istiod's namespace controller writes istio-ca-root-cert and istio-ca-crl, labelled so, into every namespace it
@@ -49,18 +51,61 @@ class Footprint:
     borrowed: dict[str, dict[str, str | None]] = field(default_factory=dict)  # namespace -> prior label values
     # (kind, namespace, name) of what istiods write at run time that existed (facts.istiod_runtime_names)
     runtime_before: set[tuple[str, str, str]] = field(default_factory=set)
+    # every Istio webhook configuration, whole: the installs may change them (multirev/webhook_record.py)
+    webhook_configs_before: Recorded = field(default_factory=dict)
 
     @classmethod
-    def survey(cls, cluster: Cluster, run_id: str) -> Footprint:
+    def survey(cls, cluster: Cluster, plan: MeshPlan) -> Footprint:
+        """What the run reads before it creates anything: namespaces, webhook configurations and CRDs (their names,
+        labels and Istio ones whole), CA ConfigMaps by their label, and what istiods write at run time in the plan's
+        control-plane namespaces only (istiod_runtime)."""
+        run_id = plan.run_id
         namespaces = {ns["metadata"]["name"]: dict(labels_of(ns)) for ns in cluster.list(kinds.NAMESPACE)}
-        webhooks = {(kind.kind, hook["metadata"]["name"]) for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
-                    for hook in cluster.list(kind)}
+        hooks = [{**hook, "kind": kind.kind} for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK)
+                 for hook in cluster.list(kind)]
+        webhooks = {(hook["kind"], hook["metadata"]["name"]) for hook in hooks}
+        istio_hooks = {config.key: config for config in map(WebhookConfig.of, filter(installs_may_touch, hooks))}
         istio_crds = [crd for crd in cluster.list(kinds.CRD) if crd["metadata"]["name"].endswith(ISTIO_CRD_SUFFIX)]
         crds = {crd["metadata"]["name"]: dict(labels_of(crd)) for crd in istio_crds}
         specs = {crd["metadata"]["name"]: copy.deepcopy(crd.get("spec") or {}) for crd in istio_crds}
         published = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
                      for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)}
-        return cls(run_id, namespaces, webhooks, crds, specs, published, runtime_before=set(istiod_runtime(cluster)))
+        control_planes = sorted({p.plane.namespace for p in plan.planes})
+        return cls(run_id, namespaces, webhooks, crds, specs, published,
+                   runtime_before=set(istiod_runtime(cluster, control_planes)),
+                   webhook_configs_before=istio_hooks)
+
+    @property
+    def had_istio(self) -> bool:
+        """Istio CRDs or Istio webhook configurations existed before the run: a purge would take them."""
+        return bool(self.crds_before or self.webhook_configs_before)
+
+    def purge_refusal(self) -> str:
+        """What `istioctl uninstall --purge` would delete of the cluster's own, as one line."""
+        crds = sorted(self.crds_before)
+        hooks = sorted(name for _, name in self.webhook_configs_before)
+        what = []
+        if crds:
+            what.append(f"its {len(crds)} Istio CRDs (e.g. {crds[0]}), and with them every Istio resource in every "
+                        "namespace")
+        if hooks:
+            what.append(f"its Istio webhook configurations ({', '.join(hooks[:4])}"
+                        f"{f' and {len(hooks) - 4} more' if len(hooks) > 4 else ''})")
+        return (f"refused: the cluster had Istio before this run, and `istioctl uninstall --purge` would delete "
+                f"{' and '.join(what)}, which the run could not give back; pass --allow-purge to permit it")
+
+    def forget_istio(self, cluster: Cluster) -> None:
+        """After a purge the user allowed: what the cluster had of Istio is gone on purpose, so nothing of it is given
+        back (a webhook configuration put back would call an istiod the purge removed), neither at teardown nor by
+        `./run cleanup` (its copies beside the record go too)."""
+        self.crds_before.clear()
+        self.crd_specs_before.clear()
+        self.webhook_configs_before.clear()
+        from multirev.runrecord import record_namespace  # runrecord builds on this module
+
+        record = record_namespace(self.run_id)
+        for cm in cluster.list(kinds.CONFIGMAP, record, labels={WEBHOOK_RECORD_LABEL: "true"}):
+            cluster.delete(kinds.CONFIGMAP, cm["metadata"]["name"], record)
 
     def existed(self, namespace: str) -> bool:
         return namespace in self.namespaces_before
@@ -244,22 +289,23 @@ class Footprint:
         return sorted(now - self.webhooks_before)
 
 
-RUNTIME_KINDS = (kinds.CONFIGMAP, kinds.LEASE, kinds.SECRET)
-
-
-def istiod_runtime(cluster: Cluster, namespaces: list[str] | None = None,
+def istiod_runtime(cluster: Cluster, namespaces: list[str],
                    revisions: set[str] | None = None) -> list[tuple[str, str, str]]:
-    """(kind, namespace, name) of the objects istiods write at run time (facts.istiod_runtime_names) that exist, in
-    `namespaces` (default: every namespace), of any revision's naming unless `revisions` is given."""
+    """(kind, namespace, name) of the objects istiods write at run time (facts.istiod_runtime_names) that exist in
+    `namespaces` (the control planes'), of any revision's naming unless `revisions` is given. ConfigMaps and Leases
+    are listed in those namespaces alone; the one Secret, istiod's self-signed CA, is read by name: the run never
+    lists Secrets (docs/backends.md, "What the run reads")."""
     def named(name: str) -> bool:
         if revisions is not None:
             return name in facts.istiod_runtime_names(revisions)
         return name in facts.istiod_runtime_names(set()) or any(name.startswith(f"{eid}-")
                                                                 for eid in facts.ISTIOD_ELECTION_IDS)
     found = []
-    for kind in RUNTIME_KINDS:
-        for namespace in namespaces if namespaces is not None else [None]:
+    for namespace in namespaces:
+        for kind in (kinds.CONFIGMAP, kinds.LEASE):
             for obj in cluster.list(kind, namespace):
                 if named(obj["metadata"]["name"]):
-                    found.append((kind.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+                    found.append((kind.kind, namespace, obj["metadata"]["name"]))
+        if cluster.get(kinds.SECRET, facts.ISTIOD_CA_SECRET, namespace) is not None:
+            found.append((kinds.SECRET.kind, namespace, facts.ISTIOD_CA_SECRET))
     return found

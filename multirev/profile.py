@@ -13,6 +13,7 @@ import yaml
 from multirev.compat import common_kubernetes
 from multirev.errors import UsageError
 from multirev.istio.capabilities import assume_facts_of, check_known
+from multirev.istio.facts import IMAGE_VARIANTS
 from multirev.istio.versions import IstioVersion
 
 ROLES = ("stable", "canary")
@@ -42,6 +43,9 @@ class ControlPlane:
     # --installed, for the report: every tag found for it, and the mesh-config settings the suite depends on.
     found_tags: tuple[str, ...] = ()
     mesh_settings: tuple[tuple[str, str], ...] = ()
+    # The proxy and istiod image variant the install asks for (values.global.variant: "" for the default images,
+    # `distroless` or `debug`; facts.IMAGE_VARIANTS).
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ def load_profile(
     canary_version: str | None = None,
     installer: str | None = None,
     installed: str | None = None,
+    variant: str | None = None,
 ) -> Profile:
     """Load a built-in profile or a user's file, apply overrides, and validate it before use."""
     if layout not in LAYOUTS:
@@ -104,6 +109,12 @@ def load_profile(
     }
     if layout == "shared":
         planes = {role: replace(p, namespace=SHARED_NAMESPACE) for role, p in planes.items()}
+    chosen_variant = str(variant if variant is not None else data.get("variant") or "")
+    if chosen_variant not in ("", *IMAGE_VARIANTS):
+        where = "--variant" if variant is not None else f"{source}: variant"
+        raise UsageError(f"{where} must be one of {', '.join(IMAGE_VARIANTS)} (or empty for the default images), "
+                         f"not '{chosen_variant}'")
+    planes = {role: replace(p, variant=chosen_variant) for role, p in planes.items()}
     profile = Profile(
         name=str(data.get("name", name)),
         description=str(data.get("description", "")),

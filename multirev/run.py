@@ -15,7 +15,7 @@ from multirev.backends.local.build import default_bin_cache
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
-from multirev.compat import choose_node_image
+from multirev.compat import choose_node_image, common_kubernetes
 from multirev.errors import UsageError
 from multirev.faults import Fault
 from multirev.helmcli import DEFAULT_HELM_MIRROR
@@ -45,6 +45,7 @@ class RunConfig:
     kubeconfig: str | None = None
     context: str | None = None
     allow_destructive: bool = False
+    allow_purge: bool = False  # --allow-purge: purge a cluster that had Istio before the run
     gateway_host: str | None = None
     gateway_endpoints: dict[str, Endpoint] = field(default_factory=dict)
     host_port_base: int = 18080
@@ -103,9 +104,11 @@ def make_backend(cfg: RunConfig) -> Backend:
             kind_bin=cfg.kind_bin, cache=cfg.cache_dir, work_dir=cfg.work_dir, istio_mirror=cfg.istio_mirror,
             helm_mirror=cfg.helm_mirror, helm_bin=cfg.helm_bin, host_port_base=cfg.host_port_base,
             credentials_dir=cfg.credentials_dir,
-            name_chosen=cfg.cluster_name_chosen))
+            name_chosen=cfg.cluster_name_chosen,
+            kubernetes_range=common_kubernetes(cfg.profile.stable.version, cfg.profile.canary.version)))
     return ExistingBackend(runner, WallClock(), ExistingOptions(
         kubeconfig=cfg.kubeconfig, context=cfg.context, run_id=cfg.run_id, allow_destructive=cfg.allow_destructive,
+        allow_purge=cfg.allow_purge,
         cache=cfg.cache_dir, istio_mirror=cfg.istio_mirror, helm_mirror=cfg.helm_mirror, helm_bin=cfg.helm_bin,
         gateway_host=cfg.gateway_host,
         gateway_endpoints=cfg.gateway_endpoints,

@@ -12,7 +12,9 @@ It lives in the cluster, not on the host, because the host may be gone with the 
 - the heartbeat is a label holding epoch seconds, refreshed with a merge patch (`Cluster.label`), which fails on a
   deleted record instead of creating it again the way an apply would;
 - the spec of each Istio CRD that existed (too large for an annotation) is a compressed ConfigMap in the record's
-  namespace, so that cleanup can put back CRDs a newer install rewrote, as an ordinary teardown does.
+  namespace, so that cleanup can put back CRDs a newer install rewrote, as an ordinary teardown does; so is each
+  Istio webhook configuration that existed, whole (multirev/webhook_record.py), so that cleanup can give back the
+  default injector and validator an install changed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from multirev import webhook_record
 from multirev.backends.base import Cluster
 from multirev.errors import UsageError
 from multirev.footprint import PUBLISHED_NAMES, Footprint
@@ -264,8 +267,10 @@ def crd_specs(cluster: Cluster, run_id: str) -> dict[str, dict]:
     return found
 
 
-def write(cluster: Cluster, record: RunRecord, crd_specs_before: dict[str, dict] | None = None) -> None:
-    """Create the record; one that exists for this run id is another run's or a killed one's, never overwritten."""
+def write(cluster: Cluster, record: RunRecord, crd_specs_before: dict[str, dict] | None = None,
+          webhook_configs_before: webhook_record.Recorded | None = None) -> None:
+    """Create the record; one that exists for this run id is another run's or a killed one's, never overwritten.
+    Beside it, the spec of each Istio CRD and each Istio webhook configuration whole, as they were."""
     if cluster.get(kinds.NAMESPACE, record.namespace) is not None:
         raise UsageError(f"Namespace {record.namespace} already exists: a run with id {record.run_id} is running on "
                          f"this cluster or was killed; remove what it left with `./run cleanup --run-id "
@@ -273,6 +278,8 @@ def write(cluster: Cluster, record: RunRecord, crd_specs_before: dict[str, dict]
     cluster.apply(record.as_namespace())
     for crd, spec in sorted((crd_specs_before or {}).items()):
         cluster.apply(crd_spec_configmap(record.namespace, crd, spec))
+    for _, config in sorted((webhook_configs_before or {}).items()):
+        cluster.apply(webhook_record.configmap(record.namespace, config))
 
 
 class Heartbeat:
@@ -311,6 +318,7 @@ class Heartbeat:
 
 def begin(cluster: Cluster, plan: MeshPlan, footprint: Footprint, *, beat: bool) -> Heartbeat:
     """Write the record and (with `beat`: a real cluster, wall-clock time) keep its heartbeat fresh."""
-    write(cluster, RunRecord.of(plan, footprint, now=time.time()), footprint.crd_specs_before)
+    write(cluster, RunRecord.of(plan, footprint, now=time.time()), footprint.crd_specs_before,
+          footprint.webhook_configs_before)
     heartbeat = Heartbeat(cluster, plan.run_id)
     return heartbeat.start() if beat else heartbeat

@@ -11,7 +11,7 @@ from multirev.checks.upgrade import Tally, check_tally
 from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
-from multirev.observe import published_roots, run_deployments, workload_pods
+from multirev.observe import published_roots, run_deployments, running_proxy_versions, workload_pods
 from multirev.plan import PlanePlan
 from multirev.progress import step
 from multirev.traffic import mesh_get
@@ -76,8 +76,10 @@ def move(mesh: MeshSetup, namespace: str, namespace_tag: str, source: PlanePlan,
                                                                 - set(target.discovery_labels)))
     send(mesh, namespace, tally, max(REQUESTS_PER_TICK, MIN_REQUESTS - tally.total))
     problems = [problem] if problem else []
-    for pod in workload_pods(cluster, namespace, run_labels):
-        problems += check_pod(target.plane, namespace, pod)
+    pods = workload_pods(cluster, namespace, run_labels)
+    running = running_proxy_versions(cluster, namespace, pods)
+    for pod in pods:
+        problems += check_pod(target.plane, namespace, pod, running.get(pod["metadata"]["name"]))
     if not mesh.backend.data_plane_missing:
         problems += check_tally(f"moving {namespace} to revision {target.plane.revision}", tally)
         problems += discovery_problems(mesh, target.role, namespace, await_rollout=False)  # awaited above

@@ -9,7 +9,7 @@ from multirev.checks.injection import NamespaceState, check_pods
 from multirev.conformance import conformance
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
-from multirev.observe import run_deployments, workload_pods
+from multirev.observe import run_deployments, running_proxy_versions, workload_pods
 from multirev.waits import Observation, wait_problem
 from suites.conftest import assert_no_problems
 from suites.scenario import settled
@@ -38,11 +38,13 @@ def test_workloads_injected_by_intended_revision(mesh: MeshSetup, role: str) -> 
 
         problem = wait_problem(f"Deployments in {app} to be ready or to report failures", deployments,
                                clock=cluster.clock, timeout=PODS_READY_TIMEOUT)
+        pods = workload_pods(cluster, app, run_labels)
         state = NamespaceState(
             namespace=cluster.get(kinds.NAMESPACE, app),
             deployments=run_deployments(cluster, app, run_labels),
-            pods=workload_pods(cluster, app, run_labels),
+            pods=pods,
             wait_problem=problem,
+            running_versions=running_proxy_versions(cluster, app, pods),
         )
         problems += check_pods(plane, app, state)
     assert_no_problems(problems, f"injection under tag {plane.tag} ({role})")

@@ -12,7 +12,7 @@ from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, name_of, ref
-from multirev.observe import workload_pods
+from multirev.observe import running_proxy_versions, workload_pods
 from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
 from multirev.traffic import gateway_get
@@ -177,11 +177,13 @@ def injected_after_uninstall_problems(mesh: MeshSetup) -> list[str]:
         waited = wait_problem(f"Deployment {app}/{AFTER_UNINSTALL_APP} to be ready or to report failures", created,
                               clock=cluster.clock, timeout=READY_TIMEOUT)
         deploy = cluster.get(kinds.DEPLOYMENT, AFTER_UNINSTALL_APP, app)
+        pods = workload_pods(cluster, app, mesh.plan.run_labels, labels={"app": AFTER_UNINSTALL_APP})
         state = NamespaceState(
             namespace=cluster.get(kinds.NAMESPACE, app),
             deployments=[deploy] if deploy else [],
-            pods=workload_pods(cluster, app, mesh.plan.run_labels, labels={"app": AFTER_UNINSTALL_APP}),
-            wait_problem=waited)
+            pods=pods,
+            wait_problem=waited,
+            running_versions=running_proxy_versions(cluster, app, pods))
         # Only the pods are judged here: the namespace's labels are the injection test's verdict.
         problems = check_pods(plane, app, state, judge_labels=False)
         return [f"stable revision after the canary's uninstall: {p}" for p in problems]
@@ -194,16 +196,19 @@ def test_purge_leaves_nothing(mesh: MeshSetup) -> None:
     """Certifies that removing the run's tags and then `istioctl uninstall --purge -y` leaves no object labelled
     operator.istio.io/component (CRDs included), no revision-tag webhook or Service and no Istio webhook
     configuration of any revision, within a bounded time.
-    On an existing cluster it runs only with --allow-destructive, since a purge also removes Istio objects this
-    run did not create."""
+    On an existing cluster that had Istio before the run it runs only with --allow-purge: the purge removes every
+    Istio CRD there, and so every Istio resource, the cluster's own included."""
     if mesh.plan.installed:
         pytest.skip(NOT_OURS.format(what="removes"))
-    if not mesh.backend.may_destroy_foreign():
-        pytest.skip("a purge removes Istio objects this run did not create; pass --allow-destructive")
+    footprint = mesh.footprint
+    if footprint is not None and footprint.had_istio and not mesh.backend.may_purge_foreign():
+        pytest.skip(footprint.purge_refusal())
     problems = remove_tags(mesh, ("stable", "canary"))
     command = mesh.installer.describe("purge", mesh.plan.plane("stable"))
     with step(command):
         result = mesh.installer.purge()
+    if footprint is not None:
+        footprint.forget_istio(mesh.cluster)  # purged on purpose: not to be given back
     if result.returncode != 0:
         problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
     problems += wait_gone(mesh, facts.COMPONENT_LABEL, facts.COMPONENT_LABEL)

@@ -75,7 +75,7 @@ def test_gateway_config_goes_once_to_the_gateway_namespace_and_refuse_foreign_ch
                              node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
     cluster = backend.start()
     setup = MeshSetup(plan, cluster, backend, {p.role: backend.istioctl(p.plane.version) for p in plan.planes},
-                      tmp_path, footprint=Footprint.survey(cluster, plan.run_id))
+                      tmp_path, footprint=Footprint.survey(cluster, plan))
     apps = {app for p in plan.planes for app in p.plane.app_namespaces}
     declared = {*BOOKINFO, *SAMPLE_APPS, *CLIENT}
 

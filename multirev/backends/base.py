@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from multirev.clock import Clock
 from multirev.commands import Completed, Runner
@@ -46,6 +46,15 @@ class Cluster(Protocol):
     def label(self, kind: Kind, name: str, labels: dict[str, str | None], namespace: str | None = None) -> None: ...
 
     def replace_spec(self, kind: Kind, name: str, spec: dict, namespace: str | None = None) -> None: ...
+
+    def replace_fields(self, kind: Kind, name: str, fields: dict[str, Any], namespace: str | None = None) -> None:
+        """Set each top-level field (`webhooks`, `metadata.labels` as "metadata/labels") to exactly the value given,
+        in place: the object keeps its uid."""
+        ...
+
+    def create(self, obj: Obj) -> Obj:
+        """Create the object exactly as given: no run-id label, unlike `apply` (something the run gives back)."""
+        ...
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool: ...
 
@@ -162,6 +171,14 @@ class Backend(ABC):
         install); none on real clusters."""
         return {}
 
+    def keep_record(self, why: str) -> None:  # noqa: B027 - only a cluster the run does not own has a record
+        """Teardown did not give everything back (`why`): the run record stays at stop, for `./run cleanup`."""
+
     def may_destroy_foreign(self) -> bool:
-        """Whether steps may remove things this run did not create (purge, foreign revisions)."""
+        """Whether the run may borrow what it did not create (namespaces, revisions, tags, CRDs), giving it back."""
+        return True
+
+    def may_purge_foreign(self) -> bool:
+        """Whether a purge may remove Istio the cluster had before the run (--allow-purge; a cluster the run owns has
+        none of anyone else's)."""
         return True

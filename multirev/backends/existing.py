@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client, server_of, unreachable_cause
-from multirev.cleanup import RUN_LABELLED_KINDS, refuse_or_remove_dead_runs
+from multirev.cleanup import RUN_LABELLED_KINDS, cleanup_command, refuse_or_remove_dead_runs
 from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
@@ -45,6 +46,7 @@ class ExistingOptions:
     gateway_services: dict[str, tuple[str, str]]  # role -> (namespace, Service) of its ingress gateway
     helm_mirror: str = DEFAULT_HELM_MIRROR  # --installer helm: where the pinned Helm archive comes from
     helm_bin: str | None = None  # --helm-bin: the user's own Helm (its version is checked)
+    allow_purge: bool = False  # --allow-purge: a purge may remove the Istio the cluster had before the run
 
 
 class ExistingBackend(Backend):
@@ -54,6 +56,7 @@ class ExistingBackend(Backend):
         super().__init__(runner, clock)
         self.options = options
         self._cluster: KubeCluster | None = None
+        self._keep_record: str | None = None  # why teardown left the run record (keep_record)
 
     def preflight(self) -> None:
         api = load_api_client(self.options.kubeconfig, self.options.context)
@@ -73,7 +76,7 @@ class ExistingBackend(Backend):
         # First: a killed run's leftovers would otherwise be refused below as someone's revision or namespace.
         refuse_or_remove_dead_runs(self._cluster, allow_destructive=self.options.allow_destructive,
                                    connection=self.connection_options())
-        problems = Footprint.survey(self._cluster, plan.run_id).refusals(
+        problems = Footprint.survey(self._cluster, plan).refusals(
             self._cluster, plan, allow_destructive=self.options.allow_destructive)
         if problems:
             raise UsageError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
@@ -101,22 +104,35 @@ class ExistingBackend(Backend):
         assert self._cluster is not None
         return self._cluster
 
+    def keep_record(self, why: str) -> None:
+        self._keep_record = why
+
     def stop(self) -> None:
         """Remove exactly the objects labelled with this run's id; namespaces last, and the run record
-        (multirev/runrecord.py) after them: a teardown killed before it ends still leaves the record to be found."""
+        (multirev/runrecord.py) after them: a teardown killed before it ends still leaves the record to be found.
+        The record also stays when teardown could not give everything back (`keep_record`): `./run cleanup` then
+        finishes the job from it, and the line printed here says how."""
         if self._cluster is None:
             return
+        cluster = self._cluster
         selector = {RUN_ID_LABEL: self.options.run_id}
-        for kind in CLEANUP_KINDS:
-            for obj in self._cluster.list(kind, labels=selector):
-                self._cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
         record = record_namespace(self.options.run_id)
-        namespaces = [ns["metadata"]["name"] for ns in self._cluster.list(kinds.NAMESPACE, labels=selector)
+        for kind in CLEANUP_KINDS:
+            for obj in cluster.list(kind, labels=selector):
+                if obj["metadata"].get("namespace") != record:  # the record's copies go with it, or stay with it
+                    cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
+        namespaces = [ns["metadata"]["name"] for ns in cluster.list(kinds.NAMESPACE, labels=selector)
                       if ns["metadata"]["name"] != record]
         for name in namespaces:
-            self._cluster.delete(kinds.NAMESPACE, name)
+            cluster.delete(kinds.NAMESPACE, name)
         self._await_gone(namespaces)
-        if self._cluster.delete(kinds.NAMESPACE, record):
+        if self._keep_record is not None:
+            command = cleanup_command(self.options.run_id, self.connection_options())
+            print(f"[multirev] teardown did not give everything back ({self._keep_record}); the run record "
+                  f"Namespace {record} stays: once this process has exited, `{command}` finishes the job",
+                  file=sys.stderr, flush=True)
+            return
+        if cluster.delete(kinds.NAMESPACE, record):
             self._await_gone([record])
 
     def _await_gone(self, namespaces: list[str]) -> None:
@@ -188,3 +204,6 @@ class ExistingBackend(Backend):
 
     def may_destroy_foreign(self) -> bool:
         return self.options.allow_destructive
+
+    def may_purge_foreign(self) -> bool:
+        return self.options.allow_purge

@@ -12,15 +12,20 @@ from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client
 from multirev.clock import Clock
 from multirev.commands import Runner
+from multirev.compat import KubeRange
 from multirev.errors import CommandFailed, EnvironmentProblem, UsageError
 from multirev.helmcli import DEFAULT_HELM_MIRROR, HELM_VERSION, ensure_helm
+from multirev.istio.facts import REV_LABEL
 from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
-from multirev.istio.versions import IstioVersion
+from multirev.istio.versions import IstioVersion, KubeVersion
 from multirev.kind.binary import ensure_kind
 from multirev.kind.config import cluster_config, host_ports
 from multirev.kind.images import NodeImage
+from multirev.kube.kinds import MUTATING_WEBHOOK, NAMESPACE
+from multirev.kube.objects import labels_of
+from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
 
 DOCKER_CHECK_TIMEOUT = 8.0
@@ -41,6 +46,8 @@ class KindOptions:
     name_chosen: bool = False  # --cluster-name given: never replace a cluster of that name, refuse instead
     helm_mirror: str = DEFAULT_HELM_MIRROR  # --installer helm: where the pinned Helm archive comes from
     helm_bin: str | None = None  # --helm-bin: the user's own Helm (its version is checked)
+    # The Kubernetes minors both Istio versions support (multirev/compat.py): a kept cluster outside it is refused.
+    kubernetes_range: KubeRange | None = None
 
 
 class KindBackend(Backend):
@@ -96,6 +103,7 @@ class KindBackend(Backend):
                 self.runner.run([kind, "export", "kubeconfig", "--name", name,
                                  "--kubeconfig", str(self.kubeconfig)], timeout=60).check()
                 self._cluster = KubeCluster(load_api_client(str(self.kubeconfig), None), self.clock)
+                refuse_kept(self._cluster, name, self.options.kubernetes_range)
                 return self._cluster
             self._replace_leftover(kind)
         # Flags: kind@v0.32.0:pkg/cmd/kind/create/cluster/createcluster.go (--wait needs units).
@@ -161,3 +169,24 @@ class KindBackend(Backend):
     def info(self) -> BackendInfo:
         version = self._cluster.kubernetes_version() if self._cluster else ""
         return BackendInfo("kind", False, version, self.options.node_image.image, self.options.node_image.kind_version)
+
+
+def refuse_kept(cluster: KubeCluster, name: str, supported: KubeRange | None) -> None:
+    """--keep-cluster on a cluster that exists: one line, before anything is installed, if it runs a Kubernetes the
+    profile's Istio versions do not both support (it was made for another profile), or if it still holds a mesh (an
+    earlier run's, kept with it: `istioctl tag set` of the same tag refuses without --overwrite,
+    istio@1.30.3: istioctl/pkg/tag/generate.go checkTagDuplicate)."""
+    fix = f"delete it with `kind delete cluster --name {name}`, or run without --keep-cluster to start a new one"
+    found = cluster.kubernetes_version()
+    version = KubeVersion.parse(found.lstrip("v").split("+", 1)[0]) if found else None
+    if supported is not None and version is not None and version not in supported:
+        raise UsageError(f"kind cluster {name} (--keep-cluster) runs Kubernetes {found}, outside {supported}, which "
+                         f"the profile's Istio versions both support; {fix}")
+    revisions = sorted({labels_of(h).get(REV_LABEL, "") for h in cluster.list(MUTATING_WEBHOOK)
+                        if REV_LABEL in labels_of(h)})
+    runs = sorted({labels_of(ns).get(RUN_ID_LABEL, "") for ns in cluster.list(NAMESPACE)
+                   if RUN_ID_LABEL in labels_of(ns)})
+    if revisions or runs:
+        held = ", ".join([*(f"revision {r}" for r in revisions), *(f"namespaces of run {r}" for r in runs)])
+        raise UsageError(f"kind cluster {name} (--keep-cluster) still holds an earlier mesh ({held}), on which this "
+                         f"run's installs and tags would collide; {fix}")

@@ -156,6 +156,17 @@ class KubeCluster:
         self._call("PATCH", kind.path(namespace, name), body=[{"op": "replace", "path": "/spec", "value": spec}],
                    content_type="application/json-patch+json", query=[("fieldManager", FIELD_MANAGER)])
 
+    def replace_fields(self, kind: Kind, name: str, fields: dict[str, Any], namespace: str | None = None) -> None:
+        """A JSON patch of `add` operations, which set a member whether or not it exists (RFC 6902 4.1)."""
+        ops = [{"op": "add", "path": f"/{field}", "value": value} for field, value in fields.items()]
+        self._call("PATCH", kind.path(namespace, name), body=ops, content_type="application/json-patch+json",
+                   query=[("fieldManager", FIELD_MANAGER)])
+
+    def create(self, obj: Obj) -> Obj:
+        kind = of(obj)
+        return self._call("POST", kind.path(obj["metadata"].get("namespace")), body=obj,
+                          query=[("fieldManager", FIELD_MANAGER)])
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         try:
             self._call("DELETE", kind.path(namespace, name))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from multirev.istio import facts
 from multirev.kube.objects import Obj, annotations_of, labels_of, name_of
@@ -16,6 +16,7 @@ class NamespaceState:
     deployments: list[Obj]
     pods: list[Obj]
     wait_problem: str | None = None
+    running_versions: dict[str, str] = field(default_factory=dict)  # pod -> version its proxy reports (digests)
 
 
 def proxy_container(pod: Obj) -> Obj | None:
@@ -55,14 +56,65 @@ def check_pods(plane: ControlPlane, name: str, state: NamespaceState, *, judge_l
     if not state.pods and not problems:
         problems.append(f"no pods in namespace {name}")
     for pod in state.pods:
-        problems += check_pod(plane, name, pod)
+        problems += check_pod(plane, name, pod, state.running_versions.get(name_of(pod)))
     if state.wait_problem and not problems:
         problems.append(state.wait_problem)
     return problems
 
 
-def check_pod(plane: ControlPlane, ns: str, pod: Obj) -> list[str]:
+def _proxy_version_problems(plane: ControlPlane, ref: str, image: str, running_version: str | None) -> list[str]:
+    """The version the image's tag names (a `-distroless` or `-debug` variant is the same version), else, for an
+    image pinned by digest, the one the proxy reports."""
+    version = facts.image_version(image)
+    if version:
+        if version == str(plane.version):
+            return []
+        return [f"{ref} runs proxy {image}, whose version {version} differs from its control plane {plane.revision} "
+                f"(Istio {plane.version})"]
+    if running_version is None:
+        return [f"{ref} runs proxy {image}, pinned by digest, and its version could not be read from the proxy "
+                f"(`{' '.join(facts.PROXY_VERSION_COMMAND)}` in {facts.PROXY_CONTAINER})"]
+    if running_version != str(plane.version):
+        return [f"{ref} runs proxy {image}, pinned by digest, which reports version {running_version}; its control "
+                f"plane {plane.revision} is Istio {plane.version}"]
+    return []
+
+
+def needs_running_version(pod: Obj) -> bool:
+    """The pod's proxy image names no version (pinned by digest): its version must be read from the proxy."""
+    proxy = proxy_container(pod)
+    return proxy is not None and not facts.image_version(proxy.get("image", ""))
+
+
+def proxy_version_from(output: str) -> str | None:
+    """The version in `pilot-agent version --short` output ("client version: 1.30.3"; istio@1.30.3:
+    pkg/version/cobra.go), or None."""
+    for line in output.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "client version" and value.strip():
+            return value.strip()
+    return None
+
+
+def failed_pod(ref: str, pod: Obj) -> str | None:
+    """A pod that ended (phase Failed: evicted by the kubelet, or its containers exited and it does not restart) is
+    named as such, with the kubelet's reason, rather than judged as one that is not ready yet
+    (kubernetes@v1.35.4: pkg/kubelet/eviction/helpers.go Reason "Evicted", set with its message on the pod)."""
+    status = pod.get("status") or {}
+    if status.get("phase") != "Failed":
+        return None
+    reason, message = status.get("reason") or "", (status.get("message") or "").strip()
+    if reason == "Evicted":
+        return f"{ref} was evicted by the kubelet ({message or 'no message'}): the node ran short of a resource"
+    return f"{ref} has failed (phase Failed{f', reason {reason}' if reason else ''}{f': {message}' if message else ''})"
+
+
+def check_pod(plane: ControlPlane, ns: str, pod: Obj, running_version: str | None = None) -> list[str]:
+    """`running_version`: what the proxy itself reports (`proxy_version_from`), read where the image is pinned by
+    digest and so names no version."""
     ref = f"Pod {ns}/{name_of(pod)}"
+    if (failed := failed_pod(ref, pod)) is not None:
+        return [failed]
     annotations = annotations_of(pod)
     raw_status = annotations.get(facts.SIDECAR_STATUS_ANNOTATION)
     if raw_status is None:
@@ -82,10 +134,7 @@ def check_pod(plane: ControlPlane, ns: str, pod: Obj) -> list[str]:
     if proxy is None:
         problems.append(f"{ref} has no {facts.PROXY_CONTAINER} container")
     else:
-        tag = facts.image_tag(proxy.get("image", ""))
-        if tag != str(plane.version):
-            problems.append(f"{ref} runs proxy {proxy.get('image')}, whose version {tag or '?'} differs from its "
-                            f"control plane {plane.revision} (Istio {plane.version})")
+        problems += _proxy_version_problems(plane, ref, proxy.get("image", ""), running_version)
     ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
     if not ready:
         problems.append(f"{ref} is not ready")

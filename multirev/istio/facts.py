@@ -54,6 +54,10 @@ DEFAULT_VALIDATOR = "istiod-default-validator"
 # DefaultRevisionName, used by operator/pkg/webhook/webhook.go (release-1.30 at 9739e10eb9d7) and by
 # operator/cmd/mesh/install.go (istio@1.18.5).
 DEFAULT_TAG = "default"
+# What `istioctl tag set default` (and so the first revisioned install) sets as both selectors of every webhook of the
+# default revision's own injector, deactivating it (istio@1.30.3: istioctl/pkg/util/common.go NeverMatch, used by
+# istioctl/pkg/tag/util.go DeactivateIstioInjectionWebhook; the same at 1.29.6 and release-1.31).
+NEVER_MATCH = {"matchLabels": {"istio.io/deactivated": "never-match"}}
 
 
 def _suffix(namespace: str) -> str:
@@ -94,6 +98,13 @@ def tag_webhook_name(tag: str, istio_namespace: str) -> str:
     return f"istio-revision-tag-{tag}{_suffix(istio_namespace)}"
 
 
+def cluster_scoped_suffix(revision: str, namespace: str) -> str:
+    """How a revision's ClusterRoles and ClusterRoleBindings end: `-<revision>-<release namespace>`
+    (istio@1.30.3: CHART/clusterrole.yaml, clusterrolebinding.yaml, reader-clusterrole.yaml; the namespace is always
+    appended, the revision when set)."""
+    return f"-{revision}-{namespace}"
+
+
 def installed_state_name(iop_name: str, revision: str) -> str:
     """The IstioOperator `istioctl install` < 1.21 saves: `installed-state`, then `-<metadata.name>` and
     `-<revision>` when set (istio@1.18.5, 1.19.3:operator/cmd/mesh/install.go savedIOPName)."""
@@ -131,9 +142,37 @@ def proxy_image(version: IstioVersion) -> str:
 
 
 def image_tag(image: str) -> str:
-    """'docker.io/istio/proxyv2:1.18.5' -> '1.18.5' (digest-pinned images have no readable tag)."""
-    last = image.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1].split("@")[0] if ":" in last else ""
+    """'docker.io/istio/proxyv2:1.18.5' -> '1.18.5'; '' for an image pinned by digest alone (`name@sha256:...`)."""
+    last = image.rsplit("/", 1)[-1].split("@", 1)[0]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+# The image variants the injector appends to the proxy's tag as `-<variant>` (global.variant, ProxyConfig
+# image.imageType, annotation sidecar.istio.io/proxyImageType), the tag's version unchanged (istio@1.30.3:
+# pkg/kube/inject/inject.go KnownImageTypes, updateImageTypeIfPresent; the same at 1.29.6 and release-1.31).
+IMAGE_VARIANTS = ("distroless", "debug")
+
+
+def image_version(image: str) -> str:
+    """The Istio version an image's tag names, a variant suffix taken off: 'proxyv2:1.29.6-distroless' -> '1.29.6';
+    '' where the image is pinned by digest alone (the version must then be read from what runs)."""
+    tag = image_tag(image)
+    for variant in IMAGE_VARIANTS:
+        if tag.endswith(f"-{variant}"):
+            return tag[: -len(variant) - 1]
+    return tag
+
+
+def image_variant(image: str) -> str:
+    """'distroless' or 'debug' where the tag carries one, else ''."""
+    tag = image_tag(image)
+    return next((v for v in IMAGE_VARIANTS if tag.endswith(f"-{v}")), "")
+
+
+# `pilot-agent version --short` in the proxy container prints the version pilot-agent was built as
+# (istio@1.30.3: pkg/version/cobra.go, registered in pilot/cmd/pilot-agent/app/cmd.go); that build version is also
+# what the proxy reports to istiod as its ISTIO_VERSION (pkg/bootstrap/config.go SetIstioVersion).
+PROXY_VERSION_COMMAND = ("pilot-agent", "version", "--short")
 
 
 def discovery_address(revision: str, namespace: str) -> str:
@@ -153,7 +192,9 @@ def tag_created_message(tag: str, revision: str) -> str:
 
 
 def tag_list_empty_message(version: IstioVersion) -> str:
-    if version.minor_line >= (1, 30):
+    """What `tag list` prints with no tag: the new text since 1.28 (istioctl/pkg/tag/tag.go@1.28.0, the same through
+    1.30.3; @1.27.0 and @1.20.0 the old one)."""
+    if version.minor_line >= (1, 28):
         return "No Istio revision tags found."
     return "No Istio revision tag MutatingWebhookConfigurations to list"
 

@@ -17,7 +17,6 @@ their install left, whichever tool made it (istioctl and Helm render the same is
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,7 +36,6 @@ from multirev.profile import Profile
 # its trust domain and root namespace, and what the egress scenario needs.
 MESH_SETTINGS = ("discoverySelectors", "trustDomain", "rootNamespace", "outboundTrafficPolicy.mode", "accessLogFile",
                  "defaultConfig.proxyMetadata.ISTIO_META_DNS_CAPTURE")
-_VARIANT = re.compile(r"-(distroless|debug)$")  # image variants (istio-discovery values.yaml global.variant)
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def version_of(deployment: Obj) -> IstioVersion | None:
     containers = deployment["spec"]["template"]["spec"].get("containers") or []
     container = next((c for c in containers if c.get("name") == facts.ISTIOD_CONTAINER), containers[0] if containers
                      else {})
-    return IstioVersion.try_parse(_VARIANT.sub("", facts.image_tag(container.get("image") or "")))
+    return IstioVersion.try_parse(facts.image_version(container.get("image") or ""))
 
 
 def find_installed(cluster: Cluster, wanted: dict[str, str]) -> dict[str, InstalledRevision]:

@@ -115,9 +115,12 @@ class Istioctl:
     def proxy_config_bootstrap(self, pod: str, namespace: str) -> Completed:
         return self._run("proxy-config", "bootstrap", f"{pod}.{namespace}", "-o", "json")
 
-    def proxy_status(self, revision: str) -> Completed:
-        """`proxy-status -r <rev>`: which proxies a revision's istiod serves (istioctl/pkg/proxystatus)."""
-        return self._run("proxy-status", "--revision", revision)
+    def proxy_status(self, revision: str, istio_namespace: str) -> Completed:
+        """`proxy-status -r <rev> -i <ns>`: which proxies a revision's istiod serves. It asks the istiod pods of the
+        revision in the `-i` namespace, istio-system unless given, and finds none of a revision elsewhere
+        (istio@1.30.3: istioctl/pkg/proxystatus/proxystatus.go through istioctl/pkg/multixds/gather.go; `-i` is
+        the root flag of istioctl/pkg/cli/option.go)."""
+        return self._run("proxy-status", "--revision", revision, "--istioNamespace", istio_namespace)
 
     def analyze(self, namespace: str, revision: str, istio_namespace: str) -> Completed:
         """`analyze --namespace <ns> --revision <rev> --istioNamespace <istio ns>`: without --revision analyze reads

@@ -41,6 +41,10 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
     spec = doc["spec"]
     spec.update(revision=plane.revision, namespace=plane.namespace)
     spec["values"]["global"]["istioNamespace"] = plane.namespace
+    if plane.variant:
+        # istiod's and the proxies' images get `-<variant>` (istio@1.30.3: manifests/charts/istio-control/
+        # istio-discovery/templates/deployment.yaml, pkg/kube/inject/inject.go updateImageTypeIfPresent).
+        spec["values"]["global"]["variant"] = plane.variant
     if plan.uses_discovery_selectors:
         # istio/api mesh/v1alpha1/config.proto field 59: a list of LabelSelectors, OR-ed.
         spec["meshConfig"]["discoverySelectors"] = [{"matchLabels": plan.discovery_labels}]

@@ -15,9 +15,11 @@ from multirev.backends.base import Endpoint
 from multirev.backends.kind import KindBackend, KindOptions
 from multirev.clock import WallClock
 from multirev.commands import RecordingRunner, SubprocessRunner, Transcript
+from multirev.compat import KubeRange
 from multirev.errors import CommandFailed, EnvironmentProblem, UsageError
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
+from multirev.kube import kinds
 
 NAME = "mr-test"
 BASE = 18080
@@ -66,12 +68,14 @@ exit 0
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
-def _backend(tmp_path: Path, fake: FakeKind | None, *, keep: bool, name_chosen: bool = False) -> KindBackend:
+def _backend(tmp_path: Path, fake: FakeKind | None, *, keep: bool, name_chosen: bool = False,
+             supported: KubeRange | None = None) -> KindBackend:
     runner = RecordingRunner(SubprocessRunner(), Transcript(tmp_path / "t.jsonl"), "kind")
     options = KindOptions(
         cluster_name=NAME, node_image=NODE_IMAGE, keep_cluster=keep, kind_bin=str(fake.path) if fake else None,
         cache=tmp_path / "cache", work_dir=tmp_path / "work", istio_mirror=str(tmp_path / "mirror"),
         host_port_base=BASE, credentials_dir=tmp_path / "credentials", name_chosen=name_chosen,
+        kubernetes_range=supported,
     )
     return KindBackend(runner, WallClock(), options)
 
@@ -174,6 +178,33 @@ def test_start_reuses_a_kept_cluster(tmp_path: Path, fake_kind: FakeKind,
     assert cluster.kubernetes_version() == GIT_VERSION
     backend.stop()
     assert len(fake_kind.calls()) == 2
+
+
+def test_a_kept_cluster_of_another_kubernetes_is_refused(tmp_path: Path, fake_kind: FakeKind,
+                                                         apiserver: tuple[str, ServerState]) -> None:
+    """--keep-cluster on a cluster made for another profile: its Kubernetes is outside what both Istio versions
+    support, said in one line before anything is installed."""
+    fake_kind.clusters.write_text(f"{NAME}\n")
+    supported = KubeRange(KubeVersion.parse("1.30"), KubeVersion.parse("1.34"))
+    with pytest.raises(UsageError, match=rf"^kind cluster {NAME} \(--keep-cluster\) runs Kubernetes {GIT_VERSION}, "
+                                         r"outside 1\.30-1\.34, which the profile's Istio versions both support; "
+                                         rf"delete it with `kind delete cluster --name {NAME}`"):
+        _backend(tmp_path, fake_kind, keep=True, supported=supported).start()
+
+
+def test_a_kept_cluster_that_still_holds_a_mesh_is_refused(tmp_path: Path, fake_kind: FakeKind,
+                                                           apiserver: tuple[str, ServerState]) -> None:
+    """--keep-cluster after an earlier run: its revision and namespaces are still there, and `tag set` would refuse
+    the same tag; said in one line naming what is there, before anything is installed."""
+    _, state = apiserver
+    fake_kind.clusters.write_text(f"{NAME}\n")
+    state.store.put(kinds.MUTATING_WEBHOOK, {"metadata": {"name": "istio-sidecar-injector-1-29-6-istio-stable",
+                                                          "labels": {"istio.io/rev": "1-29-6"}}})
+    state.store.put(kinds.NAMESPACE, {"metadata": {"name": "app-stable",
+                                                   "labels": {"conformance.multirev.io/run-id": "earlier"}}})
+    with pytest.raises(UsageError, match=rf"^kind cluster {NAME} \(--keep-cluster\) still holds an earlier mesh "
+                                         r"\(revision 1-29-6, namespaces of run earlier\)"):
+        _backend(tmp_path, fake_kind, keep=True).start()
 
 
 def test_kind_config_maps_gateway_node_ports_to_host_ports(tmp_path: Path, fake_kind: FakeKind,

@@ -389,7 +389,7 @@ def test_a_killed_helm_run_leaves_nothing_its_releases_or_istiods_made(tmp_path:
     cluster = _backend(tmp_path).cluster
     cluster.apply(_namespace("istio-system", {"team": "mesh"}))
     cluster.apply(_namespace("theirs", {}))
-    footprint = Footprint.survey(cluster, RUN)
+    footprint = Footprint.survey(cluster, plan)
     write(cluster, RunRecord.of(plan, footprint, now=time.time() - DEAD_AFTER - 60))
     silence(cluster)
     gateway = plan.plane("stable").gateway_name

@@ -193,13 +193,14 @@ def test_helm_on_a_cluster_that_has_istios_crds_is_refused_before_anything_is_cr
                                node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path,
                                host_port_base=18080).start()
     helm_plan = plan()
-    assert not [p for p in Footprint.survey(cluster, "run1").refusals(cluster, helm_plan, allow_destructive=True)
+    assert not [p for p in Footprint.survey(cluster, helm_plan).refusals(cluster, helm_plan, allow_destructive=True)
                 if "--installer helm" in p]
     cluster.apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
                    "metadata": {"name": "gateways.networking.istio.io"}, "spec": {}})
-    problems = Footprint.survey(cluster, "run1").refusals(cluster, helm_plan, allow_destructive=True)
+    problems = Footprint.survey(cluster, helm_plan).refusals(cluster, helm_plan, allow_destructive=True)
     assert [p for p in problems if p.startswith("--installer helm: the cluster already has Istio's CRDs (e.g. "
                                                 "gateways.networking.istio.io)") and "--installer istioctl" in p]
     istioctl_plan = MeshPlan(load_profile("local-dev"), "run1")
-    assert not [p for p in Footprint.survey(cluster, "run1").refusals(cluster, istioctl_plan, allow_destructive=True)
+    assert not [p for p in Footprint.survey(cluster, istioctl_plan).refusals(cluster, istioctl_plan,
+                                                                         allow_destructive=True)
                 if "--installer helm" in p]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.checks.injection import proxy_container
 from multirev.commands import Transcript
 from multirev.errors import WaitTimeout
 from multirev.istio import facts, operator
@@ -244,3 +245,45 @@ def test_replaced_pods_linger_while_they_shut_down(tmp_path: Path) -> None:
     cluster.clock.sleep(30)
     assert old["metadata"]["name"] not in [p["metadata"]["name"] for p in cluster.list(kinds.POD, "app")]
     assert len(cluster.list(kinds.POD, "app")) == 1
+
+
+def test_an_empty_tag_list_says_what_1_28_and_later_say(tmp_path: Path) -> None:
+    """istioctl/pkg/tag/tag.go@1.28.0 to @1.30.3 print "No Istio revision tags found." (1.27 and older the old text)."""
+    backend, _, _ = make(tmp_path, "current", KubeVersion(1, 35))
+    listed = backend.runner.run(["/simulated/istio-1.29.6/bin/istioctl", "tag", "list"], timeout=5)
+    assert listed.stdout == "No Istio revision tags found.\n"
+    old = backend.runner.run(["/simulated/istio-1.18.5/bin/istioctl", "tag", "list"], timeout=5)
+    assert old.stdout == "No Istio revision tag MutatingWebhookConfigurations to list\n"
+
+
+def test_proxy_status_finds_a_revision_only_in_the_namespace_it_is_given(tmp_path: Path) -> None:
+    """istioctl asks the revision's istiod pods in `-i` (istio-system when not given): the separate layout's revisions
+    live elsewhere, so the diagnostics pass their namespace (istio@1.30.3: istioctl/pkg/multixds/gather.go)."""
+    backend, cluster, plan = make(tmp_path, "current", KubeVersion(1, 35))
+    tool = install(backend, plan, "stable", tmp_path)
+    stable = plan.plane("stable").plane
+    wait_for("istiod ready", lambda: Observation(any(cluster.mesh.cluster.is_ready(p) for p in cluster.list(
+        kinds.POD, stable.namespace, labels={"app": "istiod"})), None, "not ready"), clock=cluster.clock, timeout=120)
+    assert tool.proxy_status(stable.revision, stable.namespace).returncode == 0
+    without = backend.runner.run(["/simulated/istio-1.29.6/bin/istioctl", "proxy-status", "--revision",
+                                  stable.revision], timeout=5)
+    assert without.returncode == 1 and without.stderr == 'Error: no running Istio pods in "istio-system"\n'
+
+
+def test_a_distroless_install_runs_distroless_images_of_its_version(tmp_path: Path) -> None:
+    """values.global.variant: istiod and the injected proxies run `<image>:<version>-distroless`, and every check that
+    judges a proxy's version takes it as that version (facts.image_version)."""
+    backend = SimulatedBackend(Transcript(tmp_path / "t.jsonl"), seed=7, faults=[],
+                               node_image=NODE_IMAGES[KubeVersion(1, 35)], work_dir=tmp_path, host_port_base=18080)
+    cluster = backend.start()
+    plan = MeshPlan(load_profile("current", variant="distroless"), "run1")
+    install(backend, plan, "stable", tmp_path)
+    stable = plan.plane("stable").plane
+    istiod = cluster.get(kinds.DEPLOYMENT, facts.istiod_name(stable.revision), stable.namespace)
+    assert istiod["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.29.6-distroless")
+    deploy_client(cluster, "apps", {facts.REV_LABEL: stable.revision})
+    cluster.clock.sleep(30)
+    [pod] = cluster.list(kinds.POD, "apps")
+    proxy = proxy_container(pod)
+    assert proxy is not None and proxy["image"].endswith("/proxyv2:1.29.6-distroless")
+    assert facts.image_version(proxy["image"]) == "1.29.6"

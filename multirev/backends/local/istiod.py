@@ -20,6 +20,7 @@ from pathlib import Path
 
 from multirev.backends.local.netns import http_status_inside
 from multirev.backends.local.processes import Managed, Supervisor
+from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.kube.objects import Obj
 
@@ -46,8 +47,8 @@ class IstiodProcess:
 
 
 def image_tag(image: str) -> str:
-    last = image.rsplit("/", 1)[-1]
-    return last.split(":", 1)[1].split("@")[0] if ":" in last else ""
+    """The Istio version an image asks for; a `-distroless` or `-debug` variant runs the same build here."""
+    return facts.image_version(image)
 
 
 _BRACKETED = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")

@@ -20,6 +20,7 @@ from multirev.backends.simulated.hooks import Hooks
 from multirev.backends.simulated.store import ObjectStore
 from multirev.clock import LogicalClock
 from multirev.commands import Completed
+from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.kube.kinds import Kind
 from multirev.kube.objects import Obj, labels_of, matches_selector
@@ -120,6 +121,25 @@ class SimulatedCluster:
         obj["spec"] = copy.deepcopy(spec)
         self.store.put(kind, obj)
 
+    def replace_fields(self, kind: Kind, name: str, fields: dict[str, Any], namespace: str | None = None) -> None:
+        obj = self.store.get(kind, name, namespace)
+        if obj is None:
+            raise KeyError(f"{kind.kind} {namespace + '/' if namespace else ''}{name} not found")
+        for path, value in fields.items():
+            *parents, last = path.split("/")
+            target = obj
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[last] = copy.deepcopy(value)
+        self.store.put(kind, obj)
+
+    def create(self, obj: Obj) -> Obj:
+        kind = kinds.of(obj)
+        meta = obj["metadata"]
+        if self.store.get(kind, meta["name"], meta.get("namespace")) is not None:
+            raise Refused(f"{kind.kind} {meta['name']} already exists")
+        return self.store.put(kind, obj)
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         if kind is kinds.NAMESPACE:
             for k in kinds.ALL:
@@ -146,10 +166,14 @@ class SimulatedCluster:
         return "\n".join(self.mesh.logs_for(namespace, pod, container)[-tail_lines:])
 
     def exec(self, namespace: str, pod: str, container: str, command: list[str]) -> Completed:
-        """Only `curl ... <url>` from a pod is modelled: the request goes through the mesh model."""
+        """Only `curl ... <url>` from a pod (the request goes through the mesh model) and `pilot-agent version --short`
+        in an injected proxy (the injecting revision's version: the build its pilot-agent is) are modelled."""
         source = self.store.raw(kinds.POD, pod, namespace)
         if source is None:
             return Completed(command, 1, "", f'pods "{pod}" not found')
+        if tuple(command) == facts.PROXY_VERSION_COMMAND and container == facts.PROXY_CONTAINER \
+                and self.mesh is not None:
+            return self.mesh.proxy_version_said(source, command)
         urls = [a for a in command if a.startswith("http://")]
         if not command or command[0] != "curl" or not urls or self.router is None:
             program = command[0] if command else ""

@@ -21,6 +21,7 @@ POINTS = {
                        "install_order -> (istiod Service, namespace) of the revisions installed so far)",
     "istiod_ready": "whether a revision's istiod pods become ready (ctx: revision, install_order)",
     "proxy_image": "the sidecar image the injector puts into a pod (ctx: revision, version)",
+    "proxy_version": "the version a proxy reports (`pilot-agent version --short`) (ctx: revision)",
     "push_targets": "names of the revisions whose istiod pushes a config change (ctx: key, revisions)",
     "mesh_config": "the meshConfig an `istioctl install` applies (ctx: revision, previous: the revision's current "
                    "meshConfig or None on first install, install_order)",

@@ -307,6 +307,12 @@ class SimulatedIstioctl:
         """Header per version: NAME CLUSTER CDS LDS EDS RDS ECDS ISTIOD VERSION (1.18/1.19),
         NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES (1.29/1.30) (istioctl/pkg/proxystatus)."""
         revision = str(flags.get("revision") or "")
+        istio_ns = str(flags.get("istio_namespace") or facts.DEFAULT_ISTIO_NAMESPACE)
+        istiods = self.cluster.store.list(kinds.POD, istio_ns, labels={"app": "istiod", facts.REV_LABEL:
+                                                                       revision or "default"})
+        if not any(self.cluster.is_ready(p) for p in istiods):
+            # istio@1.30.3: istioctl/pkg/multixds/gather.go ControlPlaneNotFoundError
+            return "", f'Error: no running Istio pods in "{istio_ns}"\n', 1
         rows = []
         for pod in self.cluster.store.list(kinds.POD):
             annotations = pod["metadata"].get("annotations") or {}

@@ -8,6 +8,7 @@ operator/pkg/install/install.go getOwnerLabels (1.30.3) / operator/pkg/helmrecon
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +17,13 @@ import yaml
 
 from multirev.backends.simulated.cluster import Refused, SimulatedCluster
 from multirev.checks.xds import config_keys
+from multirev.commands import Completed
 from multirev.istio import facts, trust
 from multirev.istio.capabilities import supports
 from multirev.istio.namespace_controller import ISTIOD_LABELS, Istiod, mesh_config_map, revision_of
 from multirev.istio.versions import IstioVersion, KubeVersion
 from multirev.kube import kinds
-from multirev.kube.objects import Obj, labels_of, matches_selector
+from multirev.kube.objects import Obj, annotations_of, labels_of, matches_selector
 
 # Istio CRDs the base chart installs (manifests/charts/base); a few stand for all of them.
 BASE_CRDS = ("virtualservices.networking.istio.io", "gateways.networking.istio.io",
@@ -49,6 +51,13 @@ class Revision:
     root: str = ""  # the root certificate (PEM) its istiod signs workload certificates under
     # The last install's first refused object: (component, istioctl's error for it), or None.
     install_error: tuple[str, str] | None = None
+    variant: str = ""  # values.global.variant: istiod's and the proxies' images end in -<variant>
+
+    def image(self, name: str) -> str:
+        """`<hub>/<name>:<version>[-<variant>]` (istio@1.30.3: istio-discovery templates/deployment.yaml for pilot,
+        pkg/kube/inject/inject.go updateImageTypeIfPresent for proxyv2)."""
+        hub = facts.proxy_image(self.version).rsplit("/", 1)[0]
+        return f"{hub}/{name}:{self.version}" + (f"-{self.variant}" if self.variant else "")
 
 
 class MeshModel:
@@ -73,6 +82,7 @@ class MeshModel:
                                                         revision=revision_name, previous=previous,
                                                         install_order=revision.install_order)
         revision.env = {k: str(v) for k, v in (((values.get("pilot") or {}).get("env")) or {}).items()}
+        revision.variant = str((values.get("global") or {}).get("variant") or "")
         self.revisions[revision_name] = revision
         objects = self._revision_objects(revision, spec, values)
         objects = self.cluster.hooks.apply("install_objects", objects, revision=revision_name,
@@ -127,7 +137,6 @@ class MeshModel:
     def _revision_objects(self, rev: Revision, spec: dict[str, Any], values: dict[str, Any]) -> list[Obj]:
         ns, name = rev.namespace, facts.istiod_name(rev.name)
         pilot = self._owner_labels(rev, "Pilot")
-        hub = facts.proxy_image(rev.version).rsplit("/", 1)[0]
         env = {**((values.get("pilot") or {}).get("env") or {}), "REVISION": rev.name}
         objs: list[Obj] = []
         # Every install re-applies Base with its own owner labels, revision included, so the CRDs carry the last
@@ -156,7 +165,7 @@ class MeshModel:
              "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istiod", facts.REV_LABEL: rev.name}},
                       "template": {"metadata": {"labels": pod_labels},
                                    "spec": {"containers": [{
-                                       "name": facts.ISTIOD_CONTAINER, "image": f"{hub}/pilot:{rev.version}",
+                                       "name": facts.ISTIOD_CONTAINER, "image": rev.image("pilot"),
                                        "env": [{"name": k, "value": str(v)} for k, v in sorted(env.items())]}]}}}},
             {"apiVersion": "v1", "kind": "Service",
              "metadata": {"name": name, "namespace": ns, "labels": istiod_labels},
@@ -185,7 +194,10 @@ class MeshModel:
         objs += self._gateways(rev, spec)
         if not self._default_tag_exists():
             # First revisioned install on a cluster without a default tag also makes it the default
-            # (istio@1.30.3:operator/pkg/webhook/webhook.go; istio@1.18.5:operator/cmd/mesh/install.go).
+            # (istio@1.30.3:operator/pkg/webhook/webhook.go; istio@1.18.5:operator/cmd/mesh/install.go), and in doing
+            # so deactivates the default revision's own injector (istioctl/pkg/tag/util.go@1.30.3
+            # DeactivateIstioInjectionWebhook, called from generate.go for the `default` tag).
+            objs += self._deactivated_default_injectors()
             objs += self.tag_objects("default", rev, ns)
             # istio@1.30.3:manifests/charts/default/templates/validatingwebhook.yaml: app/istio labels, and it
             # validates only config that names no revision.
@@ -216,6 +228,21 @@ class MeshModel:
         return bool(self.cluster.store.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector",
                                                                            facts.TAG_LABEL: "default"}))
 
+    def _deactivated_default_injectors(self) -> list[Obj]:
+        """The injector webhook configuration of the default revision (found by `istio.io/rev=default,!istio.io/tag`:
+        istioctl/pkg/tag/util.go@1.30.3 GetWebhooksWithRevision), every webhook's namespace and object selectors
+        replaced by one that never matches (istioctl/pkg/util/common.go@1.30.3 NeverMatch). It acts only on exactly
+        one such configuration."""
+        found = [h for h in self.cluster.store.list(kinds.MUTATING_WEBHOOK, labels={facts.REV_LABEL: "default"})
+                 if facts.TAG_LABEL not in labels_of(h)]
+        if len(found) != 1:
+            return []
+        [hook] = found
+        for webhook in hook.get("webhooks") or []:
+            webhook["namespaceSelector"] = copy.deepcopy(facts.NEVER_MATCH)
+            webhook["objectSelector"] = copy.deepcopy(facts.NEVER_MATCH)
+        return [hook]
+
     def _gateways(self, rev: Revision, spec: dict[str, Any]) -> list[Obj]:
         """Gateway Deployments and Services (manifests/charts/gateways/istio-{ingress,egress}): labels
         app/istio default to istio-ingressgateway/ingressgateway (egress: istio-egressgateway/egressgateway),
@@ -239,7 +266,7 @@ class MeshModel:
                                   "selector": {"matchLabels": {k: pod_labels[k] for k in ("app", "istio")}},
                                   "template": {"metadata": {"labels": pod_labels},
                                                "spec": {"containers": [{"name": facts.PROXY_CONTAINER,
-                                                                        "image": facts.proxy_image(rev.version)}]}}}})
+                                                                        "image": rev.image("proxyv2")}]}}}})
             objs.append({"apiVersion": "v1", "kind": "Service",
                          "metadata": {"name": gw["name"], "namespace": gw_ns, "labels": labels},
                          "spec": {"type": service_spec.get("type", "LoadBalancer" if direction == "ingress"
@@ -381,6 +408,15 @@ class MeshModel:
                 return True
         return False
 
+    def proxy_version_said(self, pod: Obj, command: list[str]) -> Completed:
+        """What `pilot-agent version --short` prints in the pod's proxy: the injecting revision's build
+        (istio@1.30.3: pkg/version/cobra.go "client version: %s"); through the `proxy_version` hook for faults."""
+        revision = self.revisions.get(annotations_of(pod).get(facts.REV_ANNOTATION, ""))
+        if revision is None:
+            return Completed(command, 126, "", f"{facts.PROXY_CONTAINER}: no such container")
+        version = self.cluster.hooks.apply("proxy_version", str(revision.version), revision=revision.name)
+        return Completed(command, 0, f"client version: {version}\n", "")
+
     # -- injection -------------------------------------------------------------------------------
     def inject(self, pod: Obj, revision_name: str) -> Obj:
         """The sidecar injector of one revision (pkg/kube/inject/inject.go, files/injection-template.yaml)."""
@@ -389,7 +425,7 @@ class MeshModel:
             return pod  # already injected by an earlier webhook: the injector leaves it alone
         revision = self.revisions[revision_name]
         version = revision.version
-        image = self.cluster.hooks.apply("proxy_image", facts.proxy_image(version), revision=revision_name,
+        image = self.cluster.hooks.apply("proxy_image", revision.image("proxyv2"), revision=revision_name,
                                          version=version)
         spec = pod["spec"]
         init = [{"name": facts.INIT_CONTAINER, "image": image}]
