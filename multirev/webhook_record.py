@@ -134,13 +134,26 @@ def read(cluster: Cluster, record_namespace: str) -> Recorded:
     return found
 
 
+def services_gone(cluster: Cluster, config: WebhookConfig) -> list[str]:
+    """`namespace/name` of each Service the configuration's webhooks call that no longer exists."""
+    called = sorted({(s.get("namespace") or "", s.get("name") or "") for w in config.webhooks
+                     if (s := (w.get("clientConfig") or {}).get("service"))})
+    return [f"{ns}/{name}" for ns, name in called if cluster.get(kinds.SERVICE, name, ns) is None]
+
+
 def give_back(cluster: Cluster, recorded: Recorded, *, dry_run: bool = False) -> list[str]:
     """Put every recorded webhook configuration back as it was: re-created if gone, its labels, annotations and
-    webhooks replaced in place if changed. One line for each it gave back (dry: would)."""
+    webhooks replaced in place if changed. One line for each it gave back (dry: would). One whose istiod Service is
+    gone is not put back (a revision of the run's name that --allow-destructive let it install over and remove):
+    its webhooks, which fail closed, would refuse every pod or config they select; a line says so."""
     lines = []
     for key in sorted(recorded):
         before = recorded[key]
         kind = kind_named(before.kind)
+        if gone := services_gone(cluster, before):
+            lines.append(f"did not give back {before.kind} {before.name}: it calls Service {', '.join(gone)}, "
+                         "which is gone")
+            continue
         found = cluster.get(kind, before.name)
         if found is None:
             if not dry_run:
@@ -158,6 +171,8 @@ def still_different(cluster: Cluster, recorded: Recorded) -> list[str]:
     problems = []
     for key in sorted(recorded):
         before = recorded[key]
+        if services_gone(cluster, before):
+            continue  # not to be put back (give_back says why)
         found = cluster.get(kind_named(before.kind), before.name)
         if found is None:
             problems.append(f"{before.kind} {before.name} existed before the run and is gone")

@@ -4,6 +4,7 @@ what the existing backend's stop removes, and every object to compare before and
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,20 @@ from multirev.runrecord import record_namespace
 OWNER = "owner"
 
 
-def install_owners_mesh(backend: SimulatedBackend, cluster: Any, work: Path, layout: str = "separate") -> MeshPlan:
-    """The `current` profile's pair installed by the model's istioctl under the run id `owner` (revisions, tags,
-    gateways); its app namespaces removed, as a run's are its own."""
-    plan = MeshPlan(load_profile("current", layout=layout), OWNER)
+def owners_plan(layout: str = "separate", stable_revision: str | None = None) -> MeshPlan:
+    """The `current` profile's pair as the owner installed it; `stable_revision` "default": the stable one installed
+    without a revision (facts.DEFAULT_REVISION), as Istio's canary-upgrade page starts."""
+    profile = load_profile("current", layout=layout)
+    if stable_revision:
+        profile = replace(profile, stable=replace(profile.stable, revision=stable_revision))
+    return MeshPlan(profile, OWNER)
+
+
+def install_owners_mesh(backend: SimulatedBackend, cluster: Any, work: Path, layout: str = "separate",
+                        stable_revision: str | None = None) -> MeshPlan:
+    """`owners_plan` installed by the model's istioctl under the run id `owner` (revisions, tags, gateways); its app
+    namespaces removed, as a run's are its own."""
+    plan = owners_plan(layout, stable_revision)
     build_mesh(plan, backend, cluster, work, set())
     for plane in plan.planes:
         for app in plane.plane.app_namespaces:

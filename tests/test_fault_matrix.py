@@ -26,6 +26,14 @@ def test_healthy_mesh_passes_every_check(tmp_path: Path, profile: str, layout: s
     assert run.outcomes and not run.failed()
 
 
+def test_a_distroless_mesh_passes_every_check(tmp_path: Path) -> None:
+    """`--variant distroless`: istiod and every proxy run `<image>:<version>-distroless`, the same version, and no
+    check takes the suffix for another version (issue 26, item 3)."""
+    run = run_suites(tmp_path, "--backend", "simulated", "--profile", "current", "--variant", "distroless")
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.outcomes and not run.failed()
+
+
 def test_catalog_is_well_formed() -> None:
     """--sim-list-faults prints name, description and must_fail for at least the issue's faults."""
     names = {f["name"] for f in CATALOG}

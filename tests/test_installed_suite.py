@@ -11,9 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from multirev.plan import MeshPlan
-from multirev.profile import load_profile
 from multirev.report.conformance import schema
+from tests.someones_model import owners_plan
 from tests.suite_runner import run_suites
 
 OBSERVING = ("install", "tags", "webhooks", "injection", "xds-isolation", "gateway", "weighted-routing",
@@ -21,13 +20,18 @@ OBSERVING = ("install", "tags", "webhooks", "injection", "xds-isolation", "gatew
 NOT_OURS = ("re-apply", "uninstall")
 
 
-@pytest.mark.parametrize("layout", ["separate", "shared"])
+@pytest.mark.parametrize(("layout", "stable_revision"), [("separate", None), ("shared", None),
+                                                         ("separate", "default")])
 def test_the_owners_revisions_pass_every_observing_feature_and_stay_as_they_were(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, stable_revision: str | None) -> None:
+    """With `default`: the owner's stable control plane was installed without a revision (Istio's canary-upgrade
+    page starts there), certified as `--installed stable=default,...` (issue 26, item 2)."""
     dump = tmp_path / "owner.json"
     monkeypatch.setenv("OWNERS_LAYOUT", layout)
     monkeypatch.setenv("OWNERS_DUMP", str(dump))
-    owner = MeshPlan(load_profile("current", layout=layout), "owner")  # as the plugin installs it
+    if stable_revision:
+        monkeypatch.setenv("OWNERS_STABLE_REVISION", stable_revision)
+    owner = owners_plan(layout, stable_revision)  # as the plugin installs it
     installed = ",".join(f"{p.role}={p.plane.revision}" for p in owner.planes)
     run = run_suites(tmp_path / "reports", "--backend", "simulated", "-p", "tests.plugins.someones_mesh",
                      "--installed", installed, timeout=600)

@@ -60,13 +60,26 @@ DEFAULT_TAG = "default"
 NEVER_MATCH = {"matchLabels": {"istio.io/deactivated": "never-match"}}
 
 
+# The revision of a control plane installed without one: the charts' `istio.io/rev` label value then (istio@1.30.3:
+# manifests/charts/istio-control/istio-discovery/templates/_helpers.tpl and every template's labels), and the
+# revision the suite means by `default` in a profile or --installed. Its objects carry no revision in their names
+# (each template's `{{- if not (eq .Values.revision "") }}-{{ .Values.revision }}{{- end }}`).
+DEFAULT_REVISION = "default"
+
+
 def _suffix(namespace: str) -> str:
     return "" if namespace == DEFAULT_ISTIO_NAMESPACE else f"-{namespace}"
 
 
+def _rev(revision: str) -> str:
+    """`-<revision>` in a chart object's name; nothing for the default revision (see DEFAULT_REVISION)."""
+    return "" if revision in ("", DEFAULT_REVISION) else f"-{revision}"
+
+
 def istiod_name(revision: str) -> str:
-    """Deployment, Service and ServiceAccount of a revision (CHART/deployment.yaml, service.yaml)."""
-    return f"istiod-{revision}"
+    """Deployment, Service and ServiceAccount of a revision (CHART/deployment.yaml, service.yaml@1.30.3): `istiod`
+    for the default revision."""
+    return f"istiod{_rev(revision)}"
 
 
 def istiod_service_for(rev_label: str) -> str:
@@ -75,22 +88,22 @@ def istiod_service_for(rev_label: str) -> str:
     CHART/mutatingwebhook.yaml, validatingwebhookconfiguration.yaml, revision-tags-mwc.yaml and
     manifests/charts/default/templates/validatingwebhook.yaml; istio@1.18.5: the same CHART files and
     manifests/charts/base/templates/default.yaml). The webhook's Service namespace is the revision's own."""
-    return "istiod" if rev_label == "default" else istiod_name(rev_label)
+    return istiod_name(rev_label)
 
 
 def injector_configmap_name(revision: str) -> str:
     """The injection templates and values istiod reads (CHART/istiod-injector-configmap.yaml, 1.18.5 and 1.30.3)."""
-    return f"istio-sidecar-injector-{revision}"
+    return f"istio-sidecar-injector{_rev(revision)}"
 
 
 def injector_webhook_name(revision: str, namespace: str) -> str:
     """CHART/mutatingwebhook.yaml: a namespace suffix only outside istio-system."""
-    return f"istio-sidecar-injector-{revision}{_suffix(namespace)}"
+    return f"istio-sidecar-injector{_rev(revision)}{_suffix(namespace)}"
 
 
 def validator_webhook_name(revision: str, namespace: str) -> str:
     """CHART/validatingwebhookconfiguration.yaml: the namespace suffix is always present."""
-    return f"istio-validator-{revision}-{namespace}"
+    return f"istio-validator{_rev(revision)}-{namespace}"
 
 
 def tag_webhook_name(tag: str, istio_namespace: str) -> str:
@@ -102,7 +115,7 @@ def cluster_scoped_suffix(revision: str, namespace: str) -> str:
     """How a revision's ClusterRoles and ClusterRoleBindings end: `-<revision>-<release namespace>`
     (istio@1.30.3: CHART/clusterrole.yaml, clusterrolebinding.yaml, reader-clusterrole.yaml; the namespace is always
     appended, the revision when set)."""
-    return f"-{revision}-{namespace}"
+    return f"{_rev(revision)}-{namespace}"
 
 
 def installed_state_name(iop_name: str, revision: str) -> str:
@@ -131,8 +144,8 @@ def tag_service_name(tag: str) -> str:
 
 
 def mesh_configmap_name(revision: str) -> str:
-    """CHART/configmap.yaml: the revision's mesh config."""
-    return f"istio-{revision}"
+    """CHART/configmap.yaml: the revision's mesh config (`istio` for the default revision)."""
+    return f"istio{_rev(revision)}"
 
 
 def proxy_image(version: IstioVersion) -> str:

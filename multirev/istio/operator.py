@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from multirev.istio import facts
 from multirev.istio.capabilities import supports
 from multirev.paths import MANIFESTS
 from multirev.plan import PlanePlan
@@ -39,7 +40,10 @@ def render(plan: PlanePlan, *, mesh_config: dict[str, Any] | None = None,
         # (istio@1.18.5:operator/cmd/mesh/install.go), so teardown can find the copy it leaves behind.
         doc["metadata"]["labels"] = dict(run_labels)
     spec = doc["spec"]
-    spec.update(revision=plane.revision, namespace=plane.namespace)
+    # The default revision is installed without one (facts.DEFAULT_REVISION): `revision: default` would make a
+    # revision literally named so, whose objects are named istiod-default.
+    spec.update(revision="" if plane.revision == facts.DEFAULT_REVISION else plane.revision,
+                namespace=plane.namespace)
     spec["values"]["global"]["istioNamespace"] = plane.namespace
     if plane.variant:
         # istiod's and the proxies' images get `-<variant>` (istio@1.30.3: manifests/charts/istio-control/

@@ -1,5 +1,6 @@
 """A pytest plugin for child runs: the simulated cluster stands in for someone's cluster that already runs two
-revisions (tests/someones_model.py, in the layout $OWNERS_LAYOUT), certified with --installed.
+revisions (tests/someones_model.py, in the layout $OWNERS_LAYOUT; the stable one installed without a revision when
+$OWNERS_STABLE_REVISION is `default`), certified with --installed.
 
 Every object of the cluster is written as JSON to $OWNERS_DUMP right after the owner's install and again when the
 backend stops (after the run's teardown), as `before` and `after`, for the parent test to compare.
@@ -30,7 +31,7 @@ def _with_the_owners_mesh(self: SimulatedBackend) -> Cluster:
     cluster = _start(self)
     if "before" not in _dump:
         install_owners_mesh(self, cluster, Path(self.kubeconfig).parent / OWNER,
-                            os.environ.get("OWNERS_LAYOUT", "separate"))
+                            os.environ.get("OWNERS_LAYOUT", "separate"), os.environ.get("OWNERS_STABLE_REVISION"))
         _dump["before"] = objects(cluster)
     return cluster
 

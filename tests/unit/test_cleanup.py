@@ -50,12 +50,18 @@ class ForeignCluster(SimulatedBackend):
     def may_destroy_foreign(self) -> bool:
         return False
 
+    def may_purge_foreign(self) -> bool:
+        return False
+
 
 class DestructiveForeignCluster(ForeignCluster):
-    """Someone's cluster, with --allow-destructive."""
+    """Someone's cluster, with --allow-destructive (and not --allow-purge)."""
 
     def may_destroy_foreign(self) -> bool:
         return True
+
+    def may_purge_foreign(self) -> bool:
+        return False
 
 
 def _backend(tmp_path: Path, kind: type[ForeignCluster] = DestructiveForeignCluster) -> ForeignCluster:

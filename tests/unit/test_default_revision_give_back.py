@@ -123,3 +123,22 @@ def test_cleanup_that_cannot_finish_keeps_the_record_for_the_next_try(tmp_path: 
     remove_run(cluster, dead_runs(cluster)[0])
     assert snapshot(cluster) == before
 
+
+
+def test_purging_a_cluster_that_had_istio_needs_its_own_flag(tmp_path: Path) -> None:
+    """--allow-destructive lets the run borrow; it does not let the purge test delete the owner's Istio. Without
+    --allow-purge the test is skipped, its reason saying what would be deleted; nothing of the owner's changes."""
+    from suites.test_uninstall import test_purge_leaves_nothing
+
+    backend, plan = _owners_cluster(tmp_path)  # the model as someone's cluster, with --allow-destructive
+    before = snapshot(backend.cluster)
+    assert backend.may_destroy_foreign() and not backend.may_purge_foreign()
+    with session_mesh(plan, backend, backend.cluster, tmp_path, {CLIENT}) as setup, \
+            pytest.raises(pytest.skip.Exception) as skipped:
+        test_purge_leaves_nothing(setup)
+    assert str(skipped.value.msg).startswith(
+        "refused: the cluster had Istio before this run, and `istioctl uninstall --purge` would delete its Istio "
+        "webhook configurations (istio-sidecar-injector, istio-validator-istio-system, istiod-default-validator)")
+    assert str(skipped.value.msg).endswith("pass --allow-purge to permit it")
+    stop_like_existing(backend.cluster, RUN)
+    assert snapshot(backend.cluster) == before

@@ -22,7 +22,14 @@ from suites.conftest import BOOKINFO
 from suites.conftest import CLIENT as CLIENT_MANIFESTS
 from suites.scenario import wait_namespace_rolled_out
 from suites.test_canary_upgrade import move
-from tests.someones_model import install_owners_mesh, objects, stop_like_existing
+from tests.someones_model import (
+    HELM_DEFAULT_DISCOVERY,
+    HELM_DEFAULT_NAMESPACE,
+    install_helm_default_mesh,
+    install_owners_mesh,
+    objects,
+    stop_like_existing,
+)
 
 CLIENT = "workloads/mesh-client.yaml"
 
@@ -148,3 +155,18 @@ def test_the_canary_upgrade_moves_only_the_runs_namespace_between_the_clusters_t
         assert move(setup, namespace, stable.plane.tag, canary, stable) == []
         assert labels_of(cluster.get(kinds.NAMESPACE, namespace))[facts.REV_LABEL] == stable.plane.tag
         assert {name_of(h): h for h in cluster.list(kinds.MUTATING_WEBHOOK)} == tags_before
+
+
+def test_a_default_revision_installed_by_helm_is_found_as_default(tmp_path: Path) -> None:
+    """The most common real setup: istiod installed without a revision (Deployment `istiod`, labelled
+    istio.io/rev=default; mesh ConfigMap `istio`), beside a revisioned canary. `--installed stable=default` finds it,
+    with its namespace, version and discovery labels, and no tag (a Helm install makes none) (issue 26, item 2)."""
+    backend = SimulatedBackend(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                               node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    cluster = backend.start()
+    install_helm_default_mesh(cluster)
+    [(role, found)] = find_installed(cluster, {"stable": facts.DEFAULT_REVISION}).items()
+    assert (role, found.revision, found.namespace, str(found.version)) == (
+        "stable", "default", HELM_DEFAULT_NAMESPACE, "1.29.6")
+    assert found.tags == () and found.tag == "default"  # namespaces labelled istio.io/rev=default are its
+    assert found.discovery_labels == HELM_DEFAULT_DISCOVERY

@@ -8,9 +8,26 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from fixtures.mesh import build_mesh
 from multirev.backends.local.istiod import mount_secrets
+from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.trust import PublishedRoot, trust_root_problems
-from multirev.istio.trust import CA_CERT, CA_KEY, CACERTS_SECRET, CERT_CHAIN, ROOT_CERT, MeshTrust, fingerprint
+from multirev.commands import Transcript
+from multirev.istio.trust import (
+    CA_CERT,
+    CA_KEY,
+    CACERTS_SECRET,
+    CERT_CHAIN,
+    ROOT_CERT,
+    ROOT_CONFIGMAP,
+    MeshTrust,
+    fingerprint,
+)
+from multirev.kind.images import NODE_IMAGES
+from multirev.kube import kinds
+from multirev.observe import published_roots
+from multirev.plan import MeshPlan
+from multirev.profile import load_profile
 
 
 def _decoded(secret: dict) -> dict[str, bytes]:
@@ -77,3 +94,27 @@ def test_the_trust_check_names_both_revisions_and_their_roots() -> None:
     assert missing.startswith("ConfigMap istio-b/istio-ca-root-cert has no root-cert.pem: istiod-b")
     # Shared layout: one namespace, one ConfigMap, nothing to disagree.
     assert trust_root_problems([published("a", "istio-system", one), published("b", "istio-system", other)]) == []
+
+
+def test_a_revision_that_does_not_watch_its_own_namespace_is_read_where_it_publishes(tmp_path: Path) -> None:
+    """istiod writes its root only where its discoverySelectors select (pkg/kube/namespace/filter.go@1.30.3 has no
+    exception for its own namespace): an owner's revision whose selectors leave out its namespace publishes in its
+    app namespaces, and the trust check reads it there instead of reporting it missing (issue 26, item 7)."""
+    backend = SimulatedBackend(Transcript(tmp_path / "t.jsonl"), seed=1, faults=[],
+                               node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    cluster = backend.start()
+    plan = MeshPlan(load_profile("current"), "run1")
+    build_mesh(plan, backend, cluster, tmp_path, set())
+    stable = plan.plane("stable")
+    own, app = stable.plane.namespace, stable.plane.app_namespaces[0]
+    root = cluster.get(kinds.CONFIGMAP, ROOT_CONFIGMAP, own)
+    assert trust_root_problems(published_roots(cluster, plan)) == []
+    # Its own namespace no longer selected: nothing there; what it publishes is in its app namespace.
+    cluster.label(kinds.NAMESPACE, own, dict.fromkeys(stable.discovery_labels))
+    cluster.delete(kinds.CONFIGMAP, ROOT_CONFIGMAP, own)
+    cluster.apply({**root, "metadata": {"name": ROOT_CONFIGMAP, "namespace": app,
+                                        "labels": root["metadata"]["labels"]}})
+    canary = plan.plane("canary").plane
+    read = {entry.revision: entry.namespace for entry in published_roots(cluster, plan)}
+    assert read == {stable.plane.revision: app, canary.revision: canary.namespace}
+    assert trust_root_problems(published_roots(cluster, plan)) == []

@@ -300,7 +300,7 @@ class SimulatedIstioctl:
         node_id = f"sidecar~10.244.0.1~{pod_name}.{namespace}~{namespace}.svc.cluster.local"
         bootstrap = {"bootstrap": {"node": {"id": node_id,
                                             "metadata": {"PROXY_CONFIG": proxy_config,
-                                                         "ISTIO_VERSION": facts.image_tag(proxies[0]["image"])}}}}
+                                                         "ISTIO_VERSION": facts.image_version(proxies[0]["image"])}}}}
         return json.dumps(bootstrap, indent=2) + "\n", "", 0
 
     def _proxy_status(self, version: IstioVersion, args: list[str], flags: dict) -> tuple[str, str, int]:

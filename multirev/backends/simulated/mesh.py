@@ -192,9 +192,10 @@ class MeshModel:
                          "roleRef": {"kind": "ClusterRole", "name": role_name},
                          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]})
         objs += self._gateways(rev, spec)
-        if not self._default_tag_exists():
-            # First revisioned install on a cluster without a default tag also makes it the default
-            # (istio@1.30.3:operator/pkg/webhook/webhook.go; istio@1.18.5:operator/cmd/mesh/install.go), and in doing
+        if rev.name == facts.DEFAULT_REVISION or not self._default_tag_exists():
+            # An install without a revision, and the first revisioned one on a cluster without a default tag, also
+            # makes the `default` tag (istio@1.30.3:operator/pkg/webhook/webhook.go detectIfTagWebhookIsNeeded:
+            # `!exists || rev == ""`; istio@1.18.5:operator/cmd/mesh/install.go), and in doing
             # so deactivates the default revision's own injector (istioctl/pkg/tag/util.go@1.30.3
             # DeactivateIstioInjectionWebhook, called from generate.go for the `default` tag).
             objs += self._deactivated_default_injectors()
