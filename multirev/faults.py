@@ -96,6 +96,7 @@ TAGS = "suites/test_revision_tags.py::test_revision_tag_maps_to_intended_revisio
 NAMESPACE_TAGS = "suites/test_revision_tags.py::test_every_namespace_label_names_an_existing_tag_or_revision"
 WEBHOOKS = "suites/test_webhooks.py::test_injector_webhooks_point_at_existing_services"
 WEBHOOK_REVISIONS = "suites/test_webhooks.py::test_webhooks_call_their_own_revisions_istiod"
+DEFAULT_VALIDATOR = "suites/test_webhooks.py::test_one_default_validator_calls_the_default_tags_revision"
 INJECTION = "suites/test_injection.py::test_workloads_injected_by_intended_revision"
 XDS = "suites/test_xds_push.py::test_config_pushed_only_by_own_istiod"
 GATEWAY = "suites/test_gateway_traffic.py::test_gateway_serves_bookinfo_and_samples"
@@ -251,6 +252,27 @@ def _validator_calls_other_istiod(hooks: Hooks) -> None:
                     entry["clientConfig"]["service"].update(name=name, namespace=namespace)
         return objects
     hooks.add("install_objects", call_first)
+
+
+@fault("second-default-validator",
+       "The canary's install leaves a second webhook configuration that validates Istio config without a revision "
+       "label, calling the canary istiod, as a previous default revision's validator left active does (istio/istio "
+       "PR #61669): that config is validated twice, by two control planes, while the default tag names the stable.",
+       must_fail=[DEFAULT_VALIDATOR])
+def _second_default_validator(hooks: Hooks) -> None:
+    def add_second(objects: list, *, install_order: int, **_: Any) -> list:
+        if install_order != 2:
+            return objects
+        own = next((o for o in objects if o["kind"] == "ValidatingWebhookConfiguration"
+                    and o["metadata"]["name"].startswith("istio-validator-")), None)
+        if own is None:
+            return objects
+        second = copy.deepcopy(own)
+        second["metadata"]["name"] = f"{own['metadata']['name']}-default"
+        for entry in second.get("webhooks", []):
+            entry["objectSelector"] = {"matchExpressions": [{"key": "istio.io/rev", "operator": "DoesNotExist"}]}
+        return [*objects, second]
+    hooks.add("install_objects", add_second)
 
 
 @fault("tag-webhook-object-entry-calls-other-istiod",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fixtures.mesh import MeshSetup
 from multirev import attach
 from multirev.checks.webhooks import (
+    check_default_validator,
     check_one_webhook_per_tag,
     check_webhook_revisions,
     check_webhook_services,
@@ -56,3 +57,19 @@ def test_webhooks_call_their_own_revisions_istiod(mesh: MeshSetup) -> None:
     attach.text("webhook service references", _references(mutating + validating)
                 + "\n\nistiod Deployments: " + ", ".join(f"{rev} in {'/'.join(ns)}" for rev, ns in istiods.items()))
     assert_no_problems(check_webhook_revisions(mutating, validating, istiods), "webhook revisions")
+
+
+@conformance(feature="webhooks", canary=True)
+def test_one_default_validator_calls_the_default_tags_revision(mesh: MeshSetup) -> None:
+    """Certifies that exactly one webhook validates Istio config that carries no istio.io/rev label (the default
+    validator, istiod-default-validator, which the first install makes with the `default` tag), and that it calls
+    the istiod of the revision the `default` tag names (without a default tag, the default revision's). A second one
+    (a previous default revision's validator left active) has that config validated by two control planes; one
+    calling a revision that is gone rejects it once it fails closed. The message names each webhook, the Service it
+    calls, the one expected and the fix."""
+    cluster = mesh.cluster
+    mutating = [c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)]
+    validating = [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)]
+    istiods = istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"}))
+    attach.text("validating webhook references", _references(validating))
+    assert_no_problems(check_default_validator(mutating, validating, istiods), "default validator")

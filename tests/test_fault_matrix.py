@@ -141,11 +141,11 @@ def test_failure_messages_name_object_and_problem(tmp_path: Path) -> None:
 PLUGIN = '''
 from multirev.faults import fault
 
-@fault("plugin-wrong-proxy", "a plugin fault: canary proxies run a debug image",
+@fault("plugin-wrong-proxy", "a plugin fault: canary proxies run a custom build (a tag of no Istio version)",
        must_fail=["suites/test_injection.py::test_workloads_injected_by_intended_revision[canary]",
                   "suites/test_canary_upgrade.py::test_canary_upgrade_and_rollback"])
 def install(hooks):
-    hooks.add("proxy_image", lambda image, *, version, **ctx: image + "-debug" if version.minor == 19 else image)
+    hooks.add("proxy_image", lambda image, *, version, **ctx: image + "-custom" if version.minor == 19 else image)
 '''
 
 

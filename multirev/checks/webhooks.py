@@ -9,7 +9,7 @@ webhook's own istio.io/rev label finds it.
 from __future__ import annotations
 
 from multirev.istio import facts
-from multirev.kube.objects import Obj, labels_of, name_of, namespace_of
+from multirev.kube.objects import Obj, labels_of, matches_selector, name_of, namespace_of
 
 
 def check_webhook_services(webhooks: list[Obj], services: list[Obj]) -> list[str]:
@@ -114,4 +114,54 @@ def check_webhook_revisions(mutating: list[Obj], validating: list[Obj], istiods:
                     continue
                 problems.append(f"{head}, expected {' or '.join(expected)} (revision {rev}'s own istiod); fix: "
                                 f"{_fix(config, rev, runs_in[0])}")
+    return problems
+
+
+def _selects_unlabelled_config(entry: Obj) -> bool:
+    """Whether a validating webhook validates Istio config that carries no istio.io/rev label: what the default
+    validator does (istio@1.30.3: manifests/charts/default/templates/validatingwebhook.yaml objectSelector
+    `istio.io/rev DoesNotExist`), and a revision's own validator does not (istio-discovery templates/
+    validatingwebhookconfiguration.yaml: `istio.io/rev In [<revision>]`). A deactivated one selects nothing."""
+    selector = entry.get("objectSelector") or {}
+    return selector != facts.NEVER_MATCH and matches_selector({}, selector)
+
+
+def default_tag_revision(mutating: list[Obj]) -> str | None:
+    """The revision the `default` tag names (its webhook's istio.io/rev label), or None without a default tag."""
+    tags = [labels_of(c).get(facts.REV_LABEL) for c in mutating
+            if labels_of(c).get(facts.TAG_LABEL) == facts.DEFAULT_TAG]
+    return next((rev for rev in tags if rev), None)
+
+
+def check_default_validator(mutating: list[Obj], validating: list[Obj], istiods: dict[str, list[str]]) -> list[str]:
+    """Exactly one active webhook validates Istio config that names no revision, and it calls the istiod of the
+    revision the `default` tag names (without a default tag: of the default revision). A second one (an earlier
+    default revision's validator left active: istio/istio PR #61669) validates that config twice, by two control
+    planes; one calling a revision that is gone rejects it outright once it fails closed (#35590, #32143)."""
+    default = default_tag_revision(mutating) or (facts.DEFAULT_REVISION if facts.DEFAULT_REVISION in istiods else None)
+    active = [(config, entry) for config in validating if is_istio_webhook_configuration(config)
+              for entry in config.get("webhooks", []) if _selects_unlabelled_config(entry)]
+    names = sorted({f"{name_of(config)} (webhook {entry.get('name')})" for config, entry in active})
+    if not active:
+        return [] if default is None else [
+            f"no ValidatingWebhookConfiguration validates Istio config without an {facts.REV_LABEL} label, though "
+            f"the default revision is {default}; fix: istioctl tag set default --revision {default} --overwrite"]
+    problems = []
+    if len(active) > 1:
+        problems.append(f"{len(active)} webhooks validate Istio config without an {facts.REV_LABEL} label: "
+                        f"{', '.join(names)}; exactly one should (the default validator, {facts.DEFAULT_VALIDATOR}); "
+                        "remove the ones a previous default revision left")
+    if default is None:
+        return problems + [f"{names[0]} validates Istio config without an {facts.REV_LABEL} label, but no `default` "
+                           "tag names a revision for it"]
+    expected = {f"{ns}/{facts.istiod_service_for(default)}" for ns in istiods.get(default, [])}
+    for config, entry in active:
+        service = (entry.get("clientConfig") or {}).get("service") or {}
+        actual = f"{service.get('namespace')}/{service.get('name')}"
+        if actual not in expected:
+            problems.append(f"ValidatingWebhookConfiguration {name_of(config)} webhook {entry.get('name')} validates "
+                            f"Istio config without an {facts.REV_LABEL} label by calling Service {actual}, but the "
+                            f"default tag names revision {default}, whose istiod is "
+                            f"{' or '.join(sorted(expected)) or 'not running'}; fix: istioctl tag set default "
+                            f"--revision {default} --overwrite")
     return problems

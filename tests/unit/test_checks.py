@@ -5,6 +5,7 @@ from __future__ import annotations
 from multirev.checks.control_plane import ControlPlaneState, KeptPlaneState, check_kept_plane
 from multirev.checks.tags import check_namespace_labels_served
 from multirev.checks.webhooks import (
+    check_default_validator,
     check_one_webhook_per_tag,
     check_webhook_revisions,
     is_istio_webhook_configuration,
@@ -154,3 +155,49 @@ def test_a_tag_webhook_without_its_tag_label_still_serves_its_namespaces() -> No
     hook = _injector("istio-revision-tag-prod", "1-30", "prod")
     assert "istio.io/tag" not in hook["metadata"]["labels"]
     assert check_namespace_labels_served([_namespace("on-tag", {"istio.io/rev": "prod"})], [hook]) == []
+
+
+def _validator(name: str, rev: str, service: tuple[str, str], selector: dict | None) -> dict:
+    return {"kind": "ValidatingWebhookConfiguration", "metadata": {"name": name, "labels": {"istio.io/rev": rev}},
+            "webhooks": [{"name": "validation.istio.io", **({"objectSelector": selector} if selector is not None
+                                                            else {}),
+                          "clientConfig": {"service": {"namespace": service[0], "name": service[1]}}}]}
+
+
+UNLABELLED = {"matchExpressions": [{"key": "istio.io/rev", "operator": "DoesNotExist"}]}
+OWN_ONLY = {"matchExpressions": [{"key": "istio.io/rev", "operator": "In", "values": ["1-29-6"]}]}
+DEFAULT_TAG = _config("MutatingWebhookConfiguration", "istio-revision-tag-default",
+                      {"istio.io/tag": "default", "istio.io/rev": "1-29-6"})
+
+
+def test_one_default_validator_calling_the_default_tags_revision_passes() -> None:
+    validating = [_validator("istiod-default-validator", "1-29-6", ("istio-system", "istiod-1-29-6"), UNLABELLED),
+                  _validator("istio-validator-1-29-6-istio-system", "1-29-6", ("istio-system", "istiod-1-29-6"),
+                             OWN_ONLY)]
+    assert check_default_validator([DEFAULT_TAG], validating, ISTIODS) == []
+
+
+def test_a_second_default_validator_and_a_wrong_istiod_are_named() -> None:
+    validating = [_validator("istiod-default-validator", "1-29-6", ("istio-system", "istiod-1-29-6"), UNLABELLED),
+                  _validator("istio-validator-1-30-3-istio-system", "1-30-3", ("istio-system", "istiod-1-30-3"),
+                             UNLABELLED)]
+    problems = check_default_validator([DEFAULT_TAG], validating, ISTIODS)
+    assert problems[0].startswith("2 webhooks validate Istio config without an istio.io/rev label: "
+                                  "istio-validator-1-30-3-istio-system (webhook validation.istio.io), "
+                                  "istiod-default-validator (webhook validation.istio.io); exactly one should")
+    assert problems[1] == (
+        "ValidatingWebhookConfiguration istio-validator-1-30-3-istio-system webhook validation.istio.io validates "
+        "Istio config without an istio.io/rev label by calling Service istio-system/istiod-1-30-3, but the default "
+        "tag names revision 1-29-6, whose istiod is istio-system/istiod-1-29-6; fix: istioctl tag set default "
+        "--revision 1-29-6 --overwrite")
+
+
+def test_a_deactivated_validator_is_not_active_and_the_default_revision_counts_without_a_tag() -> None:
+    never = {"matchLabels": {"istio.io/deactivated": "never-match"}}
+    istiods = istiod_namespaces([_istiod("default", "istio-system")])
+    validating = [_validator("istiod-default-validator", "default", ("istio-system", "istiod"), UNLABELLED),
+                  _validator("stale", "default", ("istio-system", "istiod-gone"), never)]
+    assert check_default_validator([], validating, istiods) == []
+    [missing] = check_default_validator([], validating[1:], istiods)
+    assert missing.startswith("no ValidatingWebhookConfiguration validates Istio config without an istio.io/rev "
+                              "label, though the default revision is default")
