@@ -46,7 +46,7 @@ def calls_into(hook: Obj, namespaces: set[str]) -> bool:
     webhooks call its istiod in its own namespace (the tag's `-i`), a namesake revision's elsewhere call that one's."""
     services = [((w.get("clientConfig") or {}).get("service") or {}).get("namespace")
                 for w in hook.get("webhooks") or []]
-    return bool(services) and all(ns in namespaces for ns in services)
+    return all(ns in namespaces for ns in services)  # one with no webhooks calls nothing of anyone's
 
 
 def installs_may_touch(hook: Obj) -> bool:

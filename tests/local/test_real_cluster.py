@@ -35,6 +35,7 @@ from multirev.checks.injection import check_namespace_labels, check_pod
 from multirev.checks.tags import TagState, check_tag
 from multirev.checks.trust import root_of, trust_root_problems
 from multirev.checks.webhooks import (
+    check_default_validator,
     check_webhook_revisions,
     check_webhook_services,
     is_istio_webhook_configuration,
@@ -304,6 +305,34 @@ def test_tag_pointed_at_the_wrong_revision(real_mesh: MeshSetup) -> None:
         # The webhook name carries the -i namespace, so the moved tag's webhook and Service stay behind.
         real_mesh.cluster.delete(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(canary.tag, stable.namespace))
         real_mesh.cluster.delete(kinds.SERVICE, facts.tag_service_name(canary.tag), stable.namespace)
+
+
+def _default_validator_problems(mesh: MeshSetup) -> list[str]:
+    cluster = mesh.cluster
+    return check_default_validator(
+        [c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)],
+        [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)],
+        istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"})))
+
+
+def test_removing_the_default_tag_leaves_a_default_validator_no_tag_names(real_mesh: MeshSetup) -> None:
+    """`istioctl tag remove default`: the real istioctl deletes the tag's webhook and Service only
+    (istioctl/pkg/tag/util.go DeleteTagWebhooks), so istiod-default-validator keeps validating config without a
+    revision label with the stable revision, which no default tag names any more; the check says so. Setting the tag
+    again puts it right."""
+    stable = _plane(real_mesh, "stable")
+    assert _default_validator_problems(real_mesh) == []
+    tool = real_mesh.istioctl("stable")
+    removed = tool.tag_remove(facts.DEFAULT_TAG, stable.namespace)
+    assert removed.returncode == 0, removed.stderr
+    try:
+        problems = _default_validator_problems(real_mesh)
+        assert any(p.startswith(f"{facts.DEFAULT_VALIDATOR} (webhook ") and "no `default` tag names a revision" in p
+                   for p in problems), problems
+    finally:
+        again = tool.tag_set(facts.DEFAULT_TAG, stable.revision, stable.namespace, overwrite=True)
+        assert again.returncode == 0, again.stderr
+    assert _default_validator_problems(real_mesh) == []
 
 
 def test_virtual_service_naming_a_missing_gateway_fails_analyze(real_mesh: MeshSetup) -> None:

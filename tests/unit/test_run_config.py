@@ -15,7 +15,8 @@ DEFAULTS = {"backend": "kind", "profile": "current", "profile_file": None, "isti
             "kind_image": None, "istio_mirror": "https://example.invalid/istio", "cluster_name": "pytest-kind",
             "keep_cluster": False, "kind_bin": None, "context": None, "allow_destructive": False,
             "installer": None, "installed": None, "helm_mirror": "https://get.helm.sh", "helm_bin": None,
-            "gateway_host": None, "gateway_endpoint": [], "host_port_base": 18080, "sim_seed": 1, "bin_cache": None}
+            "gateway_host": None, "gateway_endpoint": [], "host_port_base": 18080, "sim_seed": 1, "bin_cache": None,
+            "variant": None, "allow_purge": False}
 
 
 def _config(tmp_path: Path, worker: str | None, **options: object) -> SimpleNamespace:
