@@ -51,6 +51,7 @@ SHOP = "shop"  # the owner's app namespace, injected by the default revision
 DISCOVERY = {"mesh-team/discovery": "enabled"}
 SET_UP_TESTS = "test_control_plane_installed_and_ready or test_injector_webhooks or test_revision_tag"
 TAGGED = "istioctl tag set canary -> 1-31-dev: done"
+CANARY_INSTALL = "istioctl install revision 1-31-dev"
 
 
 @dataclass
@@ -137,29 +138,36 @@ def test_a_failing_run_gives_back_the_default_injector_and_validator(owned: Bed,
 
 
 def test_an_interrupted_run_gives_back_the_default_injector_and_validator(owned: Bed, tmp_path: Path) -> None:
-    """Ctrl-C right after set-up (both installs, the default tag the first one made, both tags): pytest's teardown
-    gives everything back."""
+    """Ctrl-C during the canary's install, the stable one having made the default tag (and so deactivated the owner's
+    injector and taken over its default validator): pytest's teardown gives everything back."""
     proc = start_suite_on(owned.bed, tmp_path / "reports", "-s", *_suite("-k", SET_UP_TESTS))
-    seen = read_until(proc, TAGGED)
-    assert seen and TAGGED in seen[-1], "\n".join(seen[-20:])
+    seen = read_until(proc, CANARY_INSTALL)
+    assert seen and CANARY_INSTALL in seen[-1], "\n".join(seen[-20:])
+    time.sleep(3.0)
     assert interrupt(proc) != 0, "an interrupted run must not report success"
     _assert_left_as_it_was(owned, "an interrupted run beside the owner's default revision")
 
 
 def test_a_killed_run_is_given_back_by_cleanup(owned: Bed, tmp_path: Path) -> None:
-    """SIGKILL after set-up: no teardown. While the run is dead the owner's injector selects nothing; `./run cleanup
-    --all-dead` gives it and the default validator back from the record's copies, and removes the rest."""
+    """SIGKILL during the canary's install, the stable one having made the default tag: no teardown. The owner's
+    injector then selects nothing and its default validator calls the run's istiod; `./run cleanup --all-dead` gives
+    both back from the record's copies, and removes the rest. (Killed later, the run may already be in its teardown,
+    whose first step gives them back.)"""
     proc = start_suite_on(owned.bed, tmp_path / "reports", "-s", *_suite("-k", SET_UP_TESTS))
-    seen = read_until(proc, TAGGED)
-    assert seen and TAGGED in seen[-1], "\n".join(seen[-20:])
-    time.sleep(0.5)
+    seen = read_until(proc, CANARY_INSTALL)
+    assert seen and CANARY_INSTALL in seen[-1], "\n".join(seen[-20:])
+    time.sleep(3.0)
     assert kill_outright(proc) == -signal.SIGKILL
-    injector = owned.bed.cluster.get(kinds.MUTATING_WEBHOOK, "istio-sidecar-injector")
+    cluster = owned.bed.cluster
+    injector = cluster.get(kinds.MUTATING_WEBHOOK, "istio-sidecar-injector")
     assert all(w.get("namespaceSelector") == facts.NEVER_MATCH for w in injector["webhooks"]), \
-        "the run's install should have deactivated the owner's injector (what cleanup must give back)"
+        f"the run's install should have deactivated the owner's injector: {injector['webhooks']}"
+    validator = cluster.get(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR)
+    assert {w["clientConfig"]["service"]["name"] for w in validator["webhooks"]} == {"istiod-1-30-dev"}, validator
     cleanup = cleanup_dead_runs(owned.bed)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert "gave back MutatingWebhookConfiguration istio-sidecar-injector" in cleanup.stdout, cleanup.stdout
+    assert f"gave back ValidatingWebhookConfiguration {facts.DEFAULT_VALIDATOR}" in cleanup.stdout, cleanup.stdout
     _assert_left_as_it_was(owned, "a run killed beside the owner's default revision, after ./run cleanup")
 
 
