@@ -12,6 +12,7 @@ import yaml
 
 from multirev.compat import common_kubernetes
 from multirev.errors import UsageError
+from multirev.istio import facts
 from multirev.istio.capabilities import assume_facts_of, check_known
 from multirev.istio.facts import IMAGE_VARIANTS
 from multirev.istio.versions import IstioVersion
@@ -208,6 +209,12 @@ def _validate(profile: Profile, source: str) -> None:
         if clash := sorted(set(plane.app_namespaces) & {s.namespace, c.namespace}):
             raise UsageError(f"{source}: {plane.role} app namespace {', '.join(map(repr, clash))} is also a control "
                              "plane's namespace; apps need namespaces of their own")
+    if not profile.installed and facts.DEFAULT_REVISION in (s.revision, c.revision):
+        # Installing without a revision makes the `default` tag every time (operator/pkg/webhook/webhook.go@1.30.3
+        # detectIfTagWebhookIsNeeded) and needs its own upgrade path; only --installed certifies one so far.
+        raise UsageError(f"{source}: revision '{facts.DEFAULT_REVISION}' means a control plane installed without a "
+                         "revision; the suite certifies one a cluster already runs (--installed stable=default,...) "
+                         "but does not install one yet")
     if "default" in (s.tag, c.tag):
         # istioctl install creates the 'default' tag itself on the first install.
         raise UsageError(f"{source}: tag 'default' is reserved by istioctl install")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from multirev.compat import choose_node_image, common_kubernetes
 from multirev.errors import UsageError
@@ -119,3 +120,14 @@ def test_profile_file_and_its_errors(tmp_path: Path) -> None:
         load_profile("current", layout="sideways")
     with pytest.raises(UsageError, match="cannot read --profile-file"):
         load_profile(path=tmp_path / "missing.yaml")
+
+
+def test_a_profile_that_would_install_a_default_revision_is_refused_in_one_line(tmp_path) -> None:
+    """`revision: default` means installed without a revision: certified with --installed only, for now."""
+    mine = tmp_path / "mine.yaml"
+    data = yaml.safe_load((Path(__file__).parents[2] / "multirev" / "profiles" / "current.yaml").read_text())
+    data["stable"]["revision"] = "default"
+    mine.write_text(yaml.safe_dump(data))
+    with pytest.raises(UsageError, match=r"revision 'default' means a control plane installed without a revision; "
+                                         r"the suite certifies one a cluster already runs \(--installed"):
+        load_profile(path=mine)
