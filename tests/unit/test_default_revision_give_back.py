@@ -142,3 +142,34 @@ def test_purging_a_cluster_that_had_istio_needs_its_own_flag(tmp_path: Path) -> 
     assert str(skipped.value.msg).endswith("pass --allow-purge to permit it")
     stop_like_existing(backend.cluster, RUN)
     assert snapshot(backend.cluster) == before
+
+
+def test_an_uninstall_that_fails_is_named_and_the_rest_is_still_given_back(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`istioctl uninstall --revision` exits non-zero (its exit code was once ignored): teardown names it, still
+    gives back the owner's webhooks and labels, and keeps the record; `./run cleanup` finishes."""
+    from multirev.commands import Completed
+    from multirev.istio.istioctl import Istioctl
+
+    backend, plan = _owners_cluster(tmp_path)
+    before = snapshot(backend.cluster)
+    canary = plan.plane("canary").plane.revision
+    original = Istioctl.uninstall_revision
+
+    def fails_for_canary(self: Istioctl, revision: str, iop_file: Path | None = None) -> Completed:
+        if revision == canary:
+            return Completed(["istioctl", "uninstall"], 1, "", "Error: could not find target revision\n")
+        return original(self, revision, iop_file)
+
+    monkeypatch.setattr(Istioctl, "uninstall_revision", fails_for_canary)
+    with pytest.raises(TeardownIncomplete, match=rf"istioctl uninstall --revision {canary} exited 1: Error: could "
+                                                 "not find target revision"), \
+            session_mesh(plan, backend, backend.cluster, tmp_path, {CLIENT}):
+        pass
+    injector = before[("MutatingWebhookConfiguration", "", "istio-sidecar-injector")]
+    assert _default_injector(backend.cluster)["webhooks"] == injector["webhooks"]
+    assert [r.run_id for r in find(backend.cluster)] == [RUN], "the record stays"
+    monkeypatch.setattr(Istioctl, "uninstall_revision", original)
+    silence(backend.cluster)
+    remove_run(backend.cluster, dead_runs(backend.cluster)[0])
+    assert snapshot(backend.cluster) == before
