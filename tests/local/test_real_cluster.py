@@ -315,23 +315,29 @@ def _default_validator_problems(mesh: MeshSetup) -> list[str]:
         istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"})))
 
 
-def test_removing_the_default_tag_leaves_a_default_validator_no_tag_names(real_mesh: MeshSetup) -> None:
-    """`istioctl tag remove default`: the real istioctl deletes the tag's webhook and Service only
-    (istioctl/pkg/tag/util.go DeleteTagWebhooks), so istiod-default-validator keeps validating config without a
-    revision label with the stable revision, which no default tag names any more; the check says so. Setting the tag
-    again puts it right."""
-    stable = _plane(real_mesh, "stable")
+def test_a_second_default_validator_left_active_is_named(real_mesh: MeshSetup) -> None:
+    """A previous default revision's validator left active (istio/istio PR #61669): a second webhook configuration
+    that validates config without a revision label, here calling the canary's istiod, accepted by the real API
+    server next to the install's istiod-default-validator. The check names both and the revision the default tag
+    names. Removed afterwards, so the cluster is as the other tests expect."""
+    stable, canary = _plane(real_mesh, "stable"), _plane(real_mesh, "canary")
     assert _default_validator_problems(real_mesh) == []
-    tool = real_mesh.istioctl("stable")
-    removed = tool.tag_remove(facts.DEFAULT_TAG, stable.namespace)
-    assert removed.returncode == 0, removed.stderr
+    validator = real_mesh.cluster.get(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR)
+    stale = f"{facts.DEFAULT_VALIDATOR}-previous"
+    webhooks = [{**w, "clientConfig": {**w["clientConfig"], "service": {
+        **w["clientConfig"]["service"], "name": facts.istiod_name(canary.revision), "namespace": canary.namespace}}}
+        for w in validator["webhooks"]]
+    labels = {"app": "istiod", facts.REV_LABEL: canary.revision}
+    real_mesh.cluster.apply({"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "webhooks": webhooks,
+                             "kind": "ValidatingWebhookConfiguration", "metadata": {"name": stale, "labels": labels}})
     try:
         problems = _default_validator_problems(real_mesh)
-        assert any(p.startswith(f"{facts.DEFAULT_VALIDATOR} (webhook ") and "no `default` tag names a revision" in p
+        assert any(p.startswith("2 webhooks validate Istio config without an istio.io/rev label: ") and stale in p
+                   and facts.DEFAULT_VALIDATOR in p for p in problems), problems
+        assert any(f"ValidatingWebhookConfiguration {stale} " in p and f"names revision {stable.revision}" in p
                    for p in problems), problems
     finally:
-        again = tool.tag_set(facts.DEFAULT_TAG, stable.revision, stable.namespace, overwrite=True)
-        assert again.returncode == 0, again.stderr
+        real_mesh.cluster.delete(kinds.VALIDATING_WEBHOOK, stale)
     assert _default_validator_problems(real_mesh) == []
 
 
