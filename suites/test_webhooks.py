@@ -63,7 +63,8 @@ def test_webhooks_call_their_own_revisions_istiod(mesh: MeshSetup) -> None:
 def test_one_default_validator_calls_the_default_tags_revision(mesh: MeshSetup) -> None:
     """Certifies that exactly one webhook validates Istio config that carries no istio.io/rev label (the default
     validator, istiod-default-validator, which the first install makes with the `default` tag), and that it calls
-    the istiod of the revision the `default` tag names (without a default tag, the default revision's). A second one
+    the istiod of the revision the `default` tag names (without a default tag, as Helm's base chart makes it, the
+    revision it is labelled for). A second one
     (a previous default revision's validator left active) has that config validated by two control planes; one
     calling a revision that is gone rejects it once it fails closed. The message names each webhook, the Service it
     calls, the one expected and the fix."""

@@ -135,33 +135,39 @@ def default_tag_revision(mutating: list[Obj]) -> str | None:
 
 def check_default_validator(mutating: list[Obj], validating: list[Obj], istiods: dict[str, list[str]]) -> list[str]:
     """Exactly one active webhook validates Istio config that names no revision, and it calls the istiod of the
-    revision the `default` tag names (without a default tag: of the default revision). A second one (an earlier
-    default revision's validator left active: istio/istio PR #61669) validates that config twice, by two control
+    default revision: the one the `default` tag names, or without a default tag the one the validator itself is
+    labelled for (Helm's base chart labels it with `defaultRevision` and makes no tag: istio@1.30.3
+    manifests/charts/base/templates/defaultrevision-validatingwebhookconfiguration.yaml). A second one (an earlier
+    default revision's validator left active: istio/istio PR #61669) has that config validated by two control
     planes; one calling a revision that is gone rejects it outright once it fails closed (#35590, #32143)."""
-    default = default_tag_revision(mutating) or (facts.DEFAULT_REVISION if facts.DEFAULT_REVISION in istiods else None)
+    tagged = default_tag_revision(mutating)
     active = [(config, entry) for config in validating if is_istio_webhook_configuration(config)
               for entry in config.get("webhooks", []) if _selects_unlabelled_config(entry)]
-    names = sorted({f"{name_of(config)} (webhook {entry.get('name')})" for config, entry in active})
     if not active:
+        default = tagged or (facts.DEFAULT_REVISION if facts.DEFAULT_REVISION in istiods else None)
         return [] if default is None else [
             f"no ValidatingWebhookConfiguration validates Istio config without an {facts.REV_LABEL} label, though "
             f"the default revision is {default}; fix: istioctl tag set default --revision {default} --overwrite"]
     problems = []
     if len(active) > 1:
+        names = sorted({f"{name_of(config)} (webhook {entry.get('name')})" for config, entry in active})
         problems.append(f"{len(active)} webhooks validate Istio config without an {facts.REV_LABEL} label: "
                         f"{', '.join(names)}; exactly one should (the default validator, {facts.DEFAULT_VALIDATOR}); "
                         "remove the ones a previous default revision left")
-    if default is None:
-        return problems + [f"{names[0]} validates Istio config without an {facts.REV_LABEL} label, but no `default` "
-                           "tag names a revision for it"]
-    expected = {f"{ns}/{facts.istiod_service_for(default)}" for ns in istiods.get(default, [])}
     for config, entry in active:
+        default = tagged or labels_of(config).get(facts.REV_LABEL)
+        why = "the default tag names" if tagged else f"without a default tag, its own {facts.REV_LABEL} names"
+        what = f"ValidatingWebhookConfiguration {name_of(config)} webhook {entry.get('name')}"
+        if not default:
+            problems.append(f"{what} validates Istio config without an {facts.REV_LABEL} label, but neither a "
+                            f"`default` tag nor its own {facts.REV_LABEL} label names the revision it is for")
+            continue
+        expected = {f"{ns}/{facts.istiod_service_for(default)}" for ns in istiods.get(default, [])}
         service = (entry.get("clientConfig") or {}).get("service") or {}
         actual = f"{service.get('namespace')}/{service.get('name')}"
         if actual not in expected:
-            problems.append(f"ValidatingWebhookConfiguration {name_of(config)} webhook {entry.get('name')} validates "
-                            f"Istio config without an {facts.REV_LABEL} label by calling Service {actual}, but the "
-                            f"default tag names revision {default}, whose istiod is "
+            problems.append(f"{what} validates Istio config without an {facts.REV_LABEL} label by calling Service "
+                            f"{actual}, but {why} revision {default}, whose istiod is "
                             f"{' or '.join(sorted(expected)) or 'not running'}; fix: istioctl tag set default "
                             f"--revision {default} --overwrite")
     return problems

@@ -201,3 +201,13 @@ def test_a_deactivated_validator_is_not_active_and_the_default_revision_counts_w
     [missing] = check_default_validator([], validating[1:], istiods)
     assert missing.startswith("no ValidatingWebhookConfiguration validates Istio config without an istio.io/rev "
                               "label, though the default revision is default")
+
+
+def test_without_a_default_tag_the_validator_calls_the_revision_it_is_labelled_for() -> None:
+    """Helm's base chart makes the default validator for `defaultRevision` and no default tag."""
+    own = [_validator("istiod-default-validator", "1-29-6", ("istio-system", "istiod-1-29-6"), UNLABELLED)]
+    assert check_default_validator([], own, ISTIODS) == []
+    other = [_validator("istiod-default-validator", "1-29-6", ("istio-system", "istiod-1-30-3"), UNLABELLED)]
+    [problem] = check_default_validator([], other, ISTIODS)
+    assert "by calling Service istio-system/istiod-1-30-3, but without a default tag, its own istio.io/rev names " \
+           "revision 1-29-6, whose istiod is istio-system/istiod-1-29-6" in problem
