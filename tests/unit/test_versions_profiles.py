@@ -131,3 +131,17 @@ def test_a_profile_that_would_install_a_default_revision_is_refused_in_one_line(
     with pytest.raises(UsageError, match=r"revision 'default' means a control plane installed without a revision; "
                                          r"the suite certifies one a cluster already runs \(--installed"):
         load_profile(path=mine)
+
+
+def test_an_unknown_variant_is_one_line(tmp_path) -> None:
+    """`variant:` in a profile, or --variant, names one of the injector's known image types, or nothing."""
+    mine = tmp_path / "mine.yaml"
+    data = yaml.safe_load((Path(__file__).parents[2] / "multirev" / "profiles" / "current.yaml").read_text())
+    data["variant"] = "shiny"
+    mine.write_text(yaml.safe_dump(data))
+    with pytest.raises(UsageError, match=r": variant must be one of distroless, debug \(or empty for the default "
+                                         r"images\), not 'shiny'$") as refused:
+        load_profile(path=mine)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(UsageError, match=r"^--variant must be one of distroless, debug"):
+        load_profile("current", variant="shiny")
