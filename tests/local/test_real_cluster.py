@@ -251,12 +251,16 @@ def test_tag_webhook_calling_the_other_revisions_istiod(real_mesh: MeshSetup,
     assert not [p for p in _revision_problems(real_mesh) if name in p]
 
 
-def _revision_problems(mesh: MeshSetup) -> list[str]:
+def _webhooks_and_istiods(mesh: MeshSetup) -> tuple[list[dict], list[dict], dict[str, list[str]]]:
+    """Istio's mutating and validating webhook configurations and where each revision's istiod runs."""
     cluster = mesh.cluster
-    return check_webhook_revisions(
-        [c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)],
-        [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)],
-        istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"})))
+    return ([c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)],
+            [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)],
+            istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"})))
+
+
+def _revision_problems(mesh: MeshSetup) -> list[str]:
+    return check_webhook_revisions(*_webhooks_and_istiods(mesh))
 
 
 def test_namespace_with_both_injection_labels_is_injected_by_the_wrong_revision(real_mesh: MeshSetup) -> None:
@@ -308,11 +312,7 @@ def test_tag_pointed_at_the_wrong_revision(real_mesh: MeshSetup) -> None:
 
 
 def _default_validator_problems(mesh: MeshSetup) -> list[str]:
-    cluster = mesh.cluster
-    return check_default_validator(
-        [c for c in cluster.list(kinds.MUTATING_WEBHOOK) if is_istio_webhook_configuration(c)],
-        [c for c in cluster.list(kinds.VALIDATING_WEBHOOK) if is_istio_webhook_configuration(c)],
-        istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"})))
+    return check_default_validator(*_webhooks_and_istiods(mesh))
 
 
 def test_a_second_default_validator_left_active_is_named(real_mesh: MeshSetup) -> None:
