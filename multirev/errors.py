@@ -28,3 +28,8 @@ class WaitTimeout(AssertionError):
 class TeardownIncomplete(EnvironmentProblem):
     """On a cluster the run does not own, teardown could not give everything back; the run record stays, so that
     `./run cleanup` can finish the job."""
+
+
+class AdmissionRefused(Exception):
+    """The API server refused an object at admission: a webhook denied it or could not be called. The message is
+    the server's own (`admission webhook "<name>" denied the request: ...`, `failed calling webhook ...`)."""

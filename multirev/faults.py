@@ -108,6 +108,8 @@ ANALYZE = "suites/test_analyze.py::test_analyze_reports_no_errors"
 EGRESS = "suites/test_egress.py::test_egress_through_egress_gateway"
 REAPPLY = "suites/test_reapply.py::test_reapplied_mesh_config_takes_effect"
 UNINSTALL = "suites/test_uninstall.py::test_uninstall_one_revision_keeps_the_other"
+DEFAULT_TAG_INJECTION = "suites/test_revision_tags.py::test_istio_injection_enabled_follows_the_default_tag"
+UNLABELLED_VALIDATED = "suites/test_webhooks.py::test_config_without_revision_label_is_validated"
 PURGE = "suites/test_uninstall.py::test_purge_leaves_nothing"
 
 
@@ -273,6 +275,40 @@ def _second_default_validator(hooks: Hooks) -> None:
             entry["objectSelector"] = {"matchExpressions": [{"key": "istio.io/rev", "operator": "DoesNotExist"}]}
         return [*objects, second]
     hooks.add("install_objects", add_second)
+
+
+@fault("default-tag-skips-istio-injection",
+       "The `default` tag's webhook the first install makes lacks its entry for namespaces labelled "
+       "istio-injection=enabled (namespace.sidecar-injector.istio.io), as a hand-edited one would: pods there get no "
+       "sidecar, while every namespace labelled istio.io/rev is still injected.",
+       # The uninstall test asks the same question again once a revision is gone.
+       must_fail=[DEFAULT_TAG_INJECTION, UNINSTALL])
+def _default_tag_skips_istio_injection(hooks: Hooks) -> None:
+    def drop_entry(objects: list, **_: Any) -> list:
+        for obj in objects:
+            if obj["kind"] == "MutatingWebhookConfiguration" \
+                    and (obj["metadata"].get("labels") or {}).get("istio.io/tag") == "default":
+                obj["webhooks"] = [w for w in obj.get("webhooks", [])
+                                   if w["name"] != "namespace.sidecar-injector.istio.io"]
+        return objects
+    hooks.add("install_objects", drop_entry)
+
+
+@fault("default-validator-misses-networking",
+       "The default validator's rules leave out networking.istio.io, as a hand-narrowed one would: it still calls the "
+       "default tag's istiod, but a VirtualService or DestinationRule that names no revision is never validated.",
+       # The uninstall test asks the same question again once a revision is gone.
+       must_fail=[UNLABELLED_VALIDATED, UNINSTALL])
+def _default_validator_misses_networking(hooks: Hooks) -> None:
+    def narrow(objects: list, **_: Any) -> list:
+        for obj in objects:
+            if obj["kind"] == "ValidatingWebhookConfiguration" \
+                    and obj["metadata"]["name"] == "istiod-default-validator":
+                for entry in obj.get("webhooks", []):
+                    entry["rules"] = [{"apiGroups": ["security.istio.io"], "apiVersions": ["*"],
+                                       "operations": ["CREATE", "UPDATE"], "resources": ["*"]}]
+        return objects
+    hooks.add("install_objects", narrow)
 
 
 @fault("tag-webhook-object-entry-calls-other-istiod",

@@ -196,13 +196,14 @@ class Footprint:
             during[ns] = [base[ns]]
         for plane in plan.planes:
             for app in plane.plane.app_namespaces:
-                during[app] = [{**base[app], facts.REV_LABEL: plane.plane.tag, **plane.discovery_labels}]
+                during[app] = [{**base[app], **plane.injection_labels, **plane.discovery_labels}]
         stable, canary = plan.plane("stable"), plan.plane("canary")
         if stable.uses_discovery_selectors:
             # The canary upgrade relabels the stable app namespace: both discovery labels while it moves, then the
             # target's (suites/test_canary_upgrade.py move).
             moving = stable.plane.app_namespaces[0]
-            both = {**during[moving][0], **canary.discovery_labels}
+            both = {k: v for k, v in {**during[moving][0], **canary.discovery_labels}.items()
+                    if k not in stable.injection_labels}
             during[moving] += [{**both, facts.REV_LABEL: canary.plane.tag},
                                {**{k: v for k, v in both.items() if k not in stable.discovery_labels},
                                 facts.REV_LABEL: canary.plane.tag}]

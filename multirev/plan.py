@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from multirev.istio import facts
 from multirev.profile import ControlPlane, Profile
 
 # Every object the suite itself creates carries this label, so teardown on an existing cluster
@@ -54,6 +55,16 @@ class PlanePlan:
         if self.plane.discovery is not None:
             return dict(self.plane.discovery)
         return {f"{DISCOVERY_PREFIX}{self.plane.revision}": "enabled"} if self.uses_discovery_selectors else {}
+
+    @property
+    def is_default_revision(self) -> bool:
+        """Installed without a revision (multirev/profile.py _validate_default_revision): its tag is `default`."""
+        return self.plane.revision == facts.DEFAULT_REVISION
+
+    @property
+    def injection_labels(self) -> dict[str, str]:
+        """What puts an app namespace on this revision (facts.injection_labels)."""
+        return facts.injection_labels(self.plane.revision, self.plane.tag)
 
     @property
     def node_ports(self) -> dict[str, int]:

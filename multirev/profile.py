@@ -209,13 +209,34 @@ def _validate(profile: Profile, source: str) -> None:
         if clash := sorted(set(plane.app_namespaces) & {s.namespace, c.namespace}):
             raise UsageError(f"{source}: {plane.role} app namespace {', '.join(map(repr, clash))} is also a control "
                              "plane's namespace; apps need namespaces of their own")
-    if not profile.installed and facts.DEFAULT_REVISION in (s.revision, c.revision):
-        # Installing without a revision makes the `default` tag every time (operator/pkg/webhook/webhook.go@1.30.3
-        # detectIfTagWebhookIsNeeded) and needs its own upgrade path; only --installed certifies one so far.
-        raise UsageError(f"{source}: revision '{facts.DEFAULT_REVISION}' means a control plane installed without a "
-                         "revision; the suite certifies one a cluster already runs (--installed stable=default,...) "
-                         "but does not install one yet")
-    if "default" in (s.tag, c.tag):
-        # istioctl install creates the 'default' tag itself on the first install.
-        raise UsageError(f"{source}: tag 'default' is reserved by istioctl install")
+    if not profile.installed:
+        _validate_default_revision(profile, source)
     common_kubernetes(s.version, c.version)
+
+
+def _validate_default_revision(profile: Profile, source: str) -> None:
+    """A profile may install its stable control plane without a revision (`revision: default`), the way most meshes
+    start: `istioctl install` then makes the `default` tag for it every time (operator/pkg/webhook/webhook.go@1.30.3
+    detectIfTagWebhookIsNeeded), so that plane's tag is `default`, and its app namespaces are labelled
+    istio-injection=enabled, which that tag's webhook selects (manifests/charts/istio-control/istio-discovery/
+    templates/revision-tags-mwc.yaml@1.30.3). The canary is revisioned: two planes without a revision would be one."""
+    s, c = profile.stable, profile.canary
+    if c.revision == facts.DEFAULT_REVISION:
+        raise UsageError(f"{source}: canary revision '{facts.DEFAULT_REVISION}' means a canary installed without a "
+                         "revision, which would take the default tag over from stable; give the canary a revision "
+                         "(only stable may be the default revision)")
+    for plane in profile.planes:
+        is_default = plane.revision == facts.DEFAULT_REVISION
+        if is_default and plane.tag != facts.DEFAULT_TAG:
+            raise UsageError(f"{source}: {plane.role} revision '{facts.DEFAULT_REVISION}' is installed without a "
+                             f"revision, and istioctl install makes tag '{facts.DEFAULT_TAG}' for it; set its tag to "
+                             f"'{facts.DEFAULT_TAG}', not '{plane.tag}'")
+        if not is_default and plane.tag == facts.DEFAULT_TAG:
+            raise UsageError(f"{source}: tag '{facts.DEFAULT_TAG}' is reserved by istioctl install (it names the "
+                             "first revision installed); only a plane with revision 'default' uses it")
+    if s.revision == facts.DEFAULT_REVISION and profile.installer == "helm":
+        # Helm's default revision serves istio-injection=enabled through its own injector and makes no `default`
+        # tag (istio@1.30.3: manifests/charts/istio-control/istio-discovery/templates/mutatingwebhook.yaml); the
+        # suite's upgrade of it moves that tag, as Istio's istioctl canary page does.
+        raise UsageError(f"{source}: a stable plane installed without a revision is certified with istioctl only "
+                         "(Helm makes no default tag for it); drop --installer helm")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fixtures.mesh import MeshSetup
 from multirev.backends.base import HttpResponse
 from multirev.checks.discovery import check_discovery
+from multirev.checks.tags import check_default_tag_injection
+from multirev.checks.webhooks import check_unlabelled_config_validated, default_tag_revision
 from multirev.checks.xds import QUIET_BEFORE_PROBE, config_keys, pushes_naming_any
 from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.observe import istiod_logs, istiod_ref, run_deployments, workload_pods
+from multirev.probes import admit_config, admit_pod
 from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
@@ -133,3 +138,75 @@ def rollout_state(deploy: dict) -> tuple[bool, None, str]:
     return done, None, (f"{deploy.get('metadata', {}).get('name', '?')}: {status.get('readyReplicas', 0)}/{wanted} "
                         f"ready, {status.get('updatedReplicas', 0)} updated, {status.get('replicas', 0)} pods"
                         + ("" if observed else ", new spec not yet observed"))
+
+
+def default_tags(mesh: MeshSetup) -> list[dict]:
+    """The `default` tag's MutatingWebhookConfigurations (one, where all is well)."""
+    return mesh.cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: facts.DEFAULT_TAG})
+
+
+def default_tag_now(mesh: MeshSetup) -> str | None:
+    """The revision the `default` tag names now, or None without one."""
+    return default_tag_revision(default_tags(mesh))
+
+
+def default_tag_after_set_up(mesh: MeshSetup) -> str | None:
+    """The revision the `default` tag should name once set-up is done: the one it named before the run where the
+    cluster had one (an install never moves it: operator/pkg/webhook/webhook.go@1.30.3 detectIfTagWebhookIsNeeded),
+    else the stable revision, whose install made it. None: --installed, whatever the cluster's tag names."""
+    if mesh.plan.installed:
+        return None
+    before = [config for config in (mesh.footprint.webhook_configs_before.values() if mesh.footprint else ())
+              if config.kind == kinds.MUTATING_WEBHOOK.kind and config.labels.get(facts.TAG_LABEL) == facts.DEFAULT_TAG]
+    if before:
+        return before[0].labels.get(facts.REV_LABEL)
+    return mesh.plan.plane("stable").plane.revision
+
+
+def injection_probe_namespace(mesh: MeshSetup) -> str:
+    """A namespace of the run's own labelled istio-injection=enabled and nothing else, made on first use: where the
+    default tag decides injection. It holds no pods (the probe is a dry run) and goes with the run's namespaces."""
+    name = f"injection-probe-{mesh.plan.run_id}"
+    if mesh.cluster.get(kinds.NAMESPACE, name) is None:
+        with step(f"create namespace {name} ({facts.INJECTION_LABEL}=enabled)"):
+            mesh.use_namespace(name, {facts.INJECTION_LABEL: "enabled"})
+    return name
+
+
+ADMISSION_SETTLE_TIMEOUT = 60.0
+
+
+def settled_problems(what: str, mesh: MeshSetup, probe: Callable[[], list[str]]) -> list[str]:
+    """A probe's problems once they stop changing for the better: asked again (bounded) while it finds any, since an
+    istiod that just started, or a webhook just moved, answers a moment later (istiod turns its validators fail-closed
+    only once its own webhook answers: pkg/webhooks/validation/controller/controller.go@1.30.3). The last answer is
+    the verdict."""
+    last: list[list[str]] = [[]]
+
+    def asked() -> Observation[None]:
+        last[0] = probe()
+        return Observation(not last[0], None, "; ".join(last[0]) or "none")
+
+    wait_problem(what, asked, clock=mesh.cluster.clock, timeout=ADMISSION_SETTLE_TIMEOUT, interval=3)
+    return last[0]
+
+
+def default_tag_injection_problems(mesh: MeshSetup, expected: str | None) -> list[str]:
+    """Who injects a pod created in a namespace labelled istio-injection=enabled (asked by dry run, nothing made)."""
+    namespace = injection_probe_namespace(mesh)
+
+    def probe() -> list[str]:
+        admitted = admit_pod(mesh.cluster, namespace, mesh.plan.run_labels)
+        return check_default_tag_injection(namespace, admitted, default_tags(mesh), expected)
+
+    return settled_problems(f"a Pod in {namespace} to be injected by the default tag's revision", mesh, probe)
+
+
+def unlabelled_config_problems(mesh: MeshSetup, namespace: str) -> list[str]:
+    """Is Istio config without a revision label validated (dry runs of a valid and an always-rejected object)?"""
+    def probe() -> list[str]:
+        valid = admit_config(mesh.cluster, namespace, mesh.plan.run_labels, always_reject=False)
+        rejected = admit_config(mesh.cluster, namespace, mesh.plan.run_labels, always_reject=True)
+        return check_unlabelled_config_validated(namespace, valid, rejected)
+
+    return settled_problems(f"Istio config without a revision label in {namespace} to be validated", mesh, probe)

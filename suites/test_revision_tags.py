@@ -11,6 +11,7 @@ from multirev.conformance import conformance
 from multirev.istio import facts
 from multirev.kube import kinds
 from suites.conftest import assert_no_problems
+from suites.scenario import default_tag_after_set_up, default_tag_injection_problems, default_tag_now
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
@@ -45,3 +46,20 @@ def test_every_namespace_label_names_an_existing_tag_or_revision(mesh: MeshSetup
     webhooks = cluster.list(kinds.MUTATING_WEBHOOK, labels={"app": "sidecar-injector"})
     assert_no_problems(check_namespace_labels_served(cluster.list(kinds.NAMESPACE), webhooks),
                        "namespace injection labels")
+
+
+@conformance(feature="tags", canary=True)
+def test_istio_injection_enabled_follows_the_default_tag(mesh: MeshSetup) -> None:
+    """Certifies that a pod created in a namespace labelled istio-injection=enabled (the label most meshes use) is
+    injected by the revision the `default` tag names, and that the tag names the revision it should after set-up:
+    the one it named before the run, else the stable revision, whose install made it (--installed: whatever it
+    names). Asked by server-side dry run in a namespace of the run's own that carries only that label: no pod is
+    made. A default tag whose webhook does not select the label, or a previous default revision's injector left
+    active, fails it."""
+    if mesh.plan.profile.installer == "helm" and default_tag_now(mesh) is None:
+        pytest.skip("installed with Helm, which makes no `default` tag (its base chart's defaultRevision only "
+                    "points the default validator); nothing for the tag to decide")
+    if mesh.plan.installed and default_tag_now(mesh) is None:
+        pytest.skip("--installed: the cluster has no `default` tag; the run never sets one on a mesh it certifies")
+    assert_no_problems(default_tag_injection_problems(mesh, default_tag_after_set_up(mesh)),
+                       f"injection of {facts.INJECTION_LABEL}=enabled namespaces")

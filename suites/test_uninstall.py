@@ -17,8 +17,18 @@ from multirev.plan import RUN_ID_LABEL
 from multirev.progress import step
 from multirev.traffic import gateway_get
 from multirev.waits import Observation, wait_problem
-from suites.conftest import BOOKINFO, NOT_OURS, assert_no_problems
-from suites.scenario import READY_TIMEOUT, settled, wait_until_served
+from suites.conftest import BOOKINFO, CLIENT, NOT_OURS, assert_no_problems
+from suites.moves import move
+from suites.scenario import (
+    READY_TIMEOUT,
+    default_tag_after_set_up,
+    default_tag_injection_problems,
+    default_tag_now,
+    settled,
+    unlabelled_config_problems,
+    wait_namespace_rolled_out,
+    wait_until_served,
+)
 
 # Istio's own uninstall test polls up to 120 s (tests/integration/pilot/revisions/uninstall_test.go).
 REMOVAL_TIMEOUT = 180.0
@@ -57,18 +67,26 @@ def wait_gone(mesh: MeshSetup, what: str, key: str, value: str | None = None,
 def remove_tags(mesh: MeshSetup, roles: tuple[str, ...]) -> list[str]:
     """`istioctl tag remove <tag> -y` for each role's tag that still exists. Tags made by `tag set` are
     user-managed from 1.21 (and 1.19.5/1.20.1): they lose the operator.istio.io labels that `uninstall`
-    selects by, so removing them is part of uninstalling (capability tag-strips-operator-labels)."""
+    selects by, so removing them is part of uninstalling (capability tag-strips-operator-labels). `tag remove`
+    deletes the tag's webhooks wherever they are but its Service only in `-i` (istio@1.30.3: istioctl/pkg/tag/tag.go
+    removeTag), so a tag whose Service went elsewhere (the `default` tag moved to a canary in its own namespace:
+    suites/moves.py) is removed from each namespace that holds one."""
     problems = []
     for role in roles:
         plane = mesh.plan.plane(role).plane
         tagged = {facts.TAG_LABEL: plane.tag}
-        if not any(mesh.cluster.list(kind, labels=tagged) for kind in (kinds.MUTATING_WEBHOOK, kinds.SERVICE)):
-            continue
-        command = mesh.installer.describe("untag", mesh.plan.plane(role), plane.tag)
-        with step(command):
-            result = mesh.installer.remove_tag(mesh.plan.plane(role), plane.tag)
-        if result.returncode != 0:
-            problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
+        services = sorted({s["metadata"]["namespace"] for s in mesh.cluster.list(kinds.SERVICE, labels=tagged)})
+        webhooks = mesh.cluster.list(kinds.MUTATING_WEBHOOK, labels=tagged)
+        # With the istioctl of the revision the tag names now (the `default` tag may have moved to the canary):
+        # from 1.31 it also deletes the tag's validator (capability tag-remove-deletes-validator).
+        names = {labels_of(h).get(facts.REV_LABEL) for h in webhooks}
+        owner = next((p for p in mesh.plan.planes if p.plane.revision in names), mesh.plan.plane(role))
+        for namespace in services or ([plane.namespace] if webhooks else []):
+            command = mesh.installer.describe("untag", owner, plane.tag, istio_namespace=namespace)
+            with step(command):
+                result = mesh.installer.remove_tag(owner, plane.tag, istio_namespace=namespace)
+            if result.returncode != 0:
+                problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
     return problems
 
 
@@ -79,72 +97,93 @@ def saved_operators(mesh: MeshSetup) -> str:
                      if name_of(o).startswith("installed-state")) or "none"
 
 
-@conformance(feature="uninstall", manifests=BOOKINFO, destructive=True)
+@conformance(feature="uninstall", manifests=BOOKINFO + CLIENT, destructive=True)
 def test_uninstall_one_revision_keeps_the_other(mesh: MeshSetup, record_property: pytest.RecordProperty) -> None:
-    """Certifies that removing the canary's tag and then `istioctl uninstall --revision <canary> -f <its
-    IstioOperator> -y` (the file: from 1.24 uninstall prunes only what that IstioOperator owns) leaves no
-    object labelled with the canary revision (namespaced and cluster-scoped, webhooks included) within a
-    bounded time, and that the stable control plane stays whole: its istiod Deployment ready and its Service,
-    its injector and validator webhooks, its mesh and injector ConfigMaps, every revision tag object (webhook,
-    Service) of the stable revision, every Istio CRD, and the Istio config in its app namespaces, as they were
-    just before the uninstall. A Deployment created in the stable app namespace afterwards must still get pods
-    injected by the stable revision with its proxy version (no Envoy needed: injection happens at pod creation).
-    Where proxies run, the stable revision's Bookinfo must still return 200 through the stable gateway; Envoy keeps
-    its last config, so that alone would not show a broken control plane. Each problem names the object."""
+    """Certifies that removing one revision leaves the other whole and serving. Usually the canary goes: its tag is
+    removed, then `istioctl uninstall --revision <canary> -f <its IstioOperator> -y` (the file: from 1.24 uninstall
+    prunes only what that IstioOperator owns). Where stable is a default revision (installed without one), the
+    upgrade is finished instead, as Istio's canary page ends it: the stable app namespace moves to the canary under
+    traffic, the `default` tag moves to the canary, and the old default control plane is uninstalled. Either way no
+    object labelled with the removed revision may remain (namespaced and cluster-scoped, webhooks included) within a
+    bounded time, and the kept control plane stays whole: its istiod Deployment ready and its Service, its injector
+    and validator webhooks, its mesh and injector ConfigMaps, every revision tag object of the kept revision, every
+    Istio CRD, and the Istio config in its app namespaces, as they were just before the uninstall. A Deployment
+    created in the kept app namespace afterwards must still get pods injected by the kept revision with its proxy
+    version (no Envoy needed: injection happens at pod creation); Istio config without a revision label must still
+    be validated (a valid object admitted, an always-rejected one denied by a webhook), and a pod in a namespace
+    labelled istio-injection=enabled injected by the revision the `default` tag names, the kept one. Where proxies
+    run, the kept revision's Bookinfo must still return 200 through its gateway; Envoy keeps its last config, so
+    that alone would not show a broken control plane. Each problem names the object."""
     if mesh.plan.installed:
         pytest.skip(NOT_OURS.format(what="removes"))
-    canary = mesh.plan.plane("canary").plane
-    before = kept_groups(mesh)
-    problems = remove_tags(mesh, ("canary",))
-    command = mesh.installer.describe("uninstall", mesh.plan.plane("canary"))
+    finishing_upgrade = mesh.plan.plane("stable").is_default_revision
+    removed, kept = ("stable", "canary") if finishing_upgrade else ("canary", "stable")
+    gone = mesh.plan.plane(removed).plane
+    problems: list[str] = []
+    if finishing_upgrade:
+        for namespace in gone.app_namespaces:
+            if waited := wait_namespace_rolled_out(mesh, namespace):
+                problems.append(f"before the move: {waited}")
+            problems += [f"moving {namespace} before the uninstall: {p}" for p in
+                         move(mesh, namespace, gone.tag, mesh.plan.plane(removed), mesh.plan.plane(kept))]
+    removed_tags = () if finishing_upgrade else (gone.tag,)  # the moved `default` tag is the kept revision's
+    before = kept_groups(mesh, kept, removed_tags)
+    if not finishing_upgrade:
+        problems += remove_tags(mesh, (removed,))
+    command = mesh.installer.describe("uninstall", mesh.plan.plane(removed))
     with step(command):
-        result = mesh.installer.uninstall(mesh.plan.plane("canary"), mesh.iop_files.get("canary"))
+        result = mesh.installer.uninstall(mesh.plan.plane(removed), mesh.iop_files.get(removed))
     if result.returncode != 0:
         problems.append(f"`{command}` failed: {result.stderr.strip()[-300:]}")
-    problems += wait_gone(mesh, f"{facts.REV_LABEL}={canary.revision} (Base aside)", facts.REV_LABEL, canary.revision,
+    problems += wait_gone(mesh, f"{facts.REV_LABEL}={gone.revision} (Base aside)", facts.REV_LABEL, gone.revision,
                           shared_stays=True)
     record_property("installed_state_left", saved_operators(mesh))
-    problems += stable_control_plane_problems(mesh, before)
-    problems += injected_after_uninstall_problems(mesh)
+    problems += kept_control_plane_problems(mesh, kept, removed, before, removed_tags)
+    problems += injected_after_uninstall_problems(mesh, kept, removed)
+    after = f"after {removed} revision {gone.revision} was uninstalled"
+    problems += [f"{after}: {p}" for p in unlabelled_config_problems(mesh, mesh.plan.plane(kept).gateway_namespace)]
+    if default_tag_now(mesh) is not None or mesh.plan.profile.installer != "helm":  # Helm makes no default tag
+        expected = mesh.plan.plane(kept).plane.revision if finishing_upgrade else default_tag_after_set_up(mesh)
+        problems += [f"{after}: {p}" for p in default_tag_injection_problems(mesh, expected)]
     if mesh.backend.data_plane_missing:
-        record_property("stable_gateway_served", f"not checked: {mesh.backend.data_plane_missing}")
+        record_property(f"{kept}_gateway_served", f"not checked: {mesh.backend.data_plane_missing}")
     else:
-        waited = wait_until_served(mesh, "stable", "/productpage", "bookinfo.example")
-        response = gateway_get(mesh.cluster, mesh.endpoint("stable"), "/productpage", "bookinfo.example")
-        problems += check_productpage("the stable gateway after the canary was uninstalled", response)
+        waited = wait_until_served(mesh, kept, "/productpage", "bookinfo.example")
+        response = gateway_get(mesh.cluster, mesh.endpoint(kept), "/productpage", "bookinfo.example")
+        problems += check_productpage(f"the {kept} gateway {after}", response)
         if waited and problems:
             problems.append(waited)
-    assert_no_problems(problems, f"uninstall of revision {canary.revision}")
+    assert_no_problems(problems, f"uninstall of revision {gone.revision}")
 
 
-def kept_groups(mesh: MeshSetup) -> dict[str, list[str]]:
-    """What of the stable side exists in numbers the suite does not fix, by group: the tag objects (webhooks and,
-    from 1.28, Services) labelled with the stable revision, the default tag's among them (the canary's own tag is
-    removed on purpose); the Istio CRDs; the Istio config in the stable app namespaces."""
-    stable = mesh.plan.plane("stable").plane
-    canary_tag = mesh.plan.plane("canary").plane.tag
+def kept_groups(mesh: MeshSetup, kept: str, removed_tags: tuple[str, ...]) -> dict[str, list[str]]:
+    """What of the kept side exists in numbers the suite does not fix, by group: the tag objects (webhooks and,
+    from 1.28, Services) labelled with the kept revision, the default tag's among them (a tag removed on purpose
+    aside); the Istio CRDs; the Istio config in the kept app namespaces."""
+    plane = mesh.plan.plane(kept).plane
     cluster = mesh.cluster
     groups: dict[str, list[str]] = {}
     tags = [o for kind in (kinds.MUTATING_WEBHOOK, kinds.VALIDATING_WEBHOOK, kinds.SERVICE)
-            for o in cluster.list(kind, labels={facts.REV_LABEL: stable.revision})
-            if facts.TAG_LABEL in labels_of(o) and labels_of(o)[facts.TAG_LABEL] != canary_tag]
-    groups[f"revision {stable.revision}'s tag object"] = sorted(ref(o) for o in tags)
+            for o in cluster.list(kind, labels={facts.REV_LABEL: plane.revision})
+            if facts.TAG_LABEL in labels_of(o) and labels_of(o)[facts.TAG_LABEL] not in removed_tags]
+    groups[f"revision {plane.revision}'s tag object"] = sorted(ref(o) for o in tags)
     groups["an Istio CRD"] = sorted(ref(o) for o in cluster.list(kinds.CRD) if name_of(o).endswith(".istio.io"))
-    for app in stable.app_namespaces:
+    for app in plane.app_namespaces:
         groups[f"Istio config in {app}"] = sorted(ref(o) for kind in kinds.ISTIO_CONFIG
                                                   for o in cluster.list(kind, app))
     return groups
 
 
-def stable_control_plane_problems(mesh: MeshSetup, before: dict[str, list[str]]) -> list[str]:
-    """The stable revision's istiod, injector and validator, judged as the install test judges them, and the rest of
-    what the canary's uninstall must leave (check_kept_plane)."""
-    plane = mesh.plan.plane("stable").plane
+def kept_control_plane_problems(mesh: MeshSetup, kept: str, removed: str, before: dict[str, list[str]],
+                                removed_tags: tuple[str, ...]) -> list[str]:
+    """The kept revision's istiod, injector and validator, judged as the install test judges them, and the rest of
+    what the other's uninstall must leave (check_kept_plane)."""
+    plane = mesh.plan.plane(kept).plane
     cluster = mesh.cluster
     rev, ns = plane.revision, plane.namespace
     state = KeptPlaneState(
         control_plane=ControlPlaneState(
-            install=mesh.installs.get("stable"),
+            install=mesh.installs.get(kept),
             istiod=cluster.get(kinds.DEPLOYMENT, facts.istiod_name(rev), ns),
             injector_webhook=cluster.get(kinds.MUTATING_WEBHOOK, facts.injector_webhook_name(rev, ns)),
             validator_webhook=cluster.get(kinds.VALIDATING_WEBHOOK, facts.validator_webhook_name(rev, ns))),
@@ -152,23 +191,23 @@ def stable_control_plane_problems(mesh: MeshSetup, before: dict[str, list[str]])
         configmaps={name: cluster.get(kinds.CONFIGMAP, name, ns)
                     for name in (facts.mesh_configmap_name(rev), facts.injector_configmap_name(rev))},
         before=before,
-        after=kept_groups(mesh),
+        after=kept_groups(mesh, kept, removed_tags),
     )
-    return [f"stable revision after the canary's uninstall: {p}" for p in check_kept_plane(plane, state)]
+    return [f"{kept} revision after the {removed}'s uninstall: {p}" for p in check_kept_plane(plane, state)]
 
 
 AFTER_UNINSTALL = "workloads/injected-after-uninstall.yaml"
 AFTER_UNINSTALL_APP = "injected-after-uninstall"
 
 
-def injected_after_uninstall_problems(mesh: MeshSetup) -> list[str]:
-    """Create a Deployment in the stable app namespace and judge its pods as the injection test does: injected by the
-    stable revision, its proxy version, ready. Admission runs the webhook at pod creation, so this needs no Envoy."""
-    plane = mesh.plan.plane("stable").plane
+def injected_after_uninstall_problems(mesh: MeshSetup, kept: str, removed: str) -> list[str]:
+    """Create a Deployment in the kept app namespace and judge its pods as the injection test does: injected by the
+    kept revision, its proxy version, ready. Admission runs the webhook at pod creation, so this needs no Envoy."""
+    plane = mesh.plan.plane(kept).plane
     app = plane.app_namespaces[0]
     cluster = mesh.cluster
     with step(f"apply {AFTER_UNINSTALL} in {app}"):
-        mesh.apply(AFTER_UNINSTALL, "stable", app)
+        mesh.apply(AFTER_UNINSTALL, kept, app)
     try:
         def created() -> Observation[None]:
             done, state = settled([d for d in [cluster.get(kinds.DEPLOYMENT, AFTER_UNINSTALL_APP, app)] if d])
@@ -186,7 +225,7 @@ def injected_after_uninstall_problems(mesh: MeshSetup) -> list[str]:
             running_versions=running_proxy_versions(cluster, app, pods))
         # Only the pods are judged here: the namespace's labels are the injection test's verdict.
         problems = check_pods(plane, app, state, judge_labels=False)
-        return [f"stable revision after the canary's uninstall: {p}" for p in problems]
+        return [f"{kept} revision after the {removed}'s uninstall: {p}" for p in problems]
     finally:
         cluster.delete(kinds.DEPLOYMENT, AFTER_UNINSTALL_APP, app)
 

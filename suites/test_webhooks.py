@@ -16,6 +16,7 @@ from multirev.conformance import conformance
 from multirev.kube import kinds
 from multirev.kube.objects import Obj, labels_of, name_of
 from suites.conftest import assert_no_problems
+from suites.scenario import unlabelled_config_problems
 
 
 def _references(configs: list[Obj]) -> str:
@@ -74,3 +75,14 @@ def test_one_default_validator_calls_the_default_tags_revision(mesh: MeshSetup) 
     istiods = istiod_namespaces(cluster.list(kinds.DEPLOYMENT, labels={"app": "istiod"}))
     attach.text("validating webhook references", _references(validating))
     assert_no_problems(check_default_validator(mutating, validating, istiods), "default validator")
+
+
+@conformance(feature="webhooks", canary=True)
+def test_config_without_revision_label_is_validated(mesh: MeshSetup) -> None:
+    """Certifies that Istio config carrying no istio.io/rev label is validated: a valid DestinationRule is admitted
+    (a default validator that calls a revision that is gone refuses every such object once it fails closed:
+    istio/istio #35590, #32143), and one carrying the annotation every istiod's validation rejects is denied by a
+    validating webhook (without an active default validator, invalid config reaches every istiod). Both asked by
+    server-side dry run in the stable app namespace: nothing is created."""
+    namespace = mesh.plan.plane("stable").plane.app_namespaces[0]
+    assert_no_problems(unlabelled_config_problems(mesh, namespace), "validation of config without a revision label")

@@ -18,7 +18,8 @@ def matches(node: str, prefixes: list[str]) -> bool:
 
 
 @pytest.mark.parametrize(("profile", "layout"), [("reference", "separate"), ("current", "separate"),
-                                                 ("current", "shared"), ("reference", "shared")])
+                                                 ("current", "shared"), ("reference", "shared"),
+                                                 ("local-dev-default", "separate"), ("local-dev-default", "shared")])
 def test_healthy_mesh_passes_every_check(tmp_path: Path, profile: str, layout: str) -> None:
     """A mesh with no fault must never fail the suite."""
     run = run_suites(tmp_path, "--backend", "simulated", "--profile", profile, "--layout", layout)

@@ -56,6 +56,13 @@ class Cluster(Protocol):
         """Create the object exactly as given: no run-id label, unlike `apply` (something the run gives back)."""
         ...
 
+    def dry_run_create(self, obj: Obj) -> Obj:
+        """What the API server would store for `obj` after admission, without storing it (`dryRun=All`): mutating and
+        validating webhooks are called, as Istio's declare no side effects (istio@1.30.3: manifests/charts/
+        istio-control/istio-discovery/templates/mutatingwebhook.yaml `sideEffects: None`). Raises AdmissionRefused
+        with the server's message when admission refuses it."""
+        ...
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool: ...
 
     def pod_logs(self, namespace: str, pod: str, container: str, tail_lines: int = 500) -> str: ...

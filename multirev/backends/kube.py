@@ -24,7 +24,7 @@ from websocket import WebSocketException
 from multirev.backends.base import Endpoint, HttpResponse
 from multirev.clock import Clock
 from multirev.commands import Completed
-from multirev.errors import UsageError
+from multirev.errors import AdmissionRefused, UsageError
 from multirev.kube.kinds import DEPLOYMENT, Kind, of
 from multirev.kube.objects import Obj, format_label_selector
 
@@ -166,6 +166,18 @@ class KubeCluster:
         kind = of(obj)
         return self._call("POST", kind.path(obj["metadata"].get("namespace")), body=obj,
                           query=[("fieldManager", FIELD_MANAGER)])
+
+    def dry_run_create(self, obj: Obj) -> Obj:
+        kind = of(obj)
+        try:
+            return self._call("POST", kind.path(obj["metadata"].get("namespace")), body=obj,
+                              query=[("dryRun", "All"), ("fieldManager", FIELD_MANAGER)])
+        except ApiException as exc:
+            # A webhook's denial is 400 or the code it gave, one that could not be called 500 (apiserver@v0.35.3:
+            # pkg/admission/plugin/webhook/errors/statuserror.go ToStatusErr, mutating/dispatcher.go); 422: schema.
+            if exc.status in (400, 422, 500):
+                raise AdmissionRefused(_status_message(exc)) from exc
+            raise
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         try:

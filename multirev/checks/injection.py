@@ -36,13 +36,14 @@ def check_namespace_labels(plane: ControlPlane, name: str, namespace: Obj | None
     if namespace is None:
         return [f"Namespace {name} does not exist"]
     labels = labels_of(namespace)
-    problems = []
-    if labels.get(facts.REV_LABEL) != plane.tag:
-        problems.append(f"Namespace {name} has istio.io/rev={labels.get(facts.REV_LABEL)}, expected {plane.tag}")
+    wanted = facts.injection_labels(plane.revision, plane.tag)
+    problems = [f"Namespace {name} has {key}={labels.get(key)}, expected {value}"
+                for key, value in wanted.items() if labels.get(key) != value]
     if facts.INJECTION_LABEL in labels and facts.REV_LABEL in labels:
+        decides = f"tag {plane.tag} does not decide injection there; remove the istio-injection label" \
+            if facts.REV_LABEL in wanted else f"remove the {facts.REV_LABEL} label"
         problems.append(f"Namespace {name} carries both istio-injection={labels[facts.INJECTION_LABEL]} and "
-                        f"istio.io/rev={labels[facts.REV_LABEL]}: istio-injection wins, so tag {plane.tag} does not "
-                        f"decide injection there; remove the istio-injection label")
+                        f"istio.io/rev={labels[facts.REV_LABEL]}: istio-injection wins, so {decides}")
     return problems
 
 

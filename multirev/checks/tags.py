@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from multirev.commands import Completed
 from multirev.istio import facts
 from multirev.istio.istioctl import TagRow
-from multirev.kube.objects import Obj, labels_of, matches_selector, name_of
+from multirev.kube.objects import Obj, annotations_of, labels_of, matches_selector, name_of
+from multirev.probes import Admitted
 from multirev.profile import ControlPlane
 
 
@@ -36,7 +37,10 @@ def check_tag(plane: ControlPlane, state: TagState) -> list[str]:
     revisions = sorted({r.revision for r in rows})
     if rows and revisions != [rev]:
         problems.append(f"tag {tag} references revision {', '.join(revisions)}, expected {rev}")
-    for app_ns in plane.app_namespaces:
+    # `tag list` shows the namespaces labelled istio.io/rev=<tag> (istio@1.30.3: istioctl/pkg/tag/util.go
+    # GetNamespacesWithTag); the default revision's are labelled istio-injection=enabled, and not listed.
+    listed_by_tag = facts.REV_LABEL in facts.injection_labels(rev, tag)
+    for app_ns in plane.app_namespaces if listed_by_tag else ():
         if rows and not any(app_ns in r.namespaces for r in rows):
             problems.append(f"`istioctl tag list` does not show namespace {app_ns} under tag {tag}, although the "
                             f"suite labelled it istio.io/rev={tag}")
@@ -88,4 +92,42 @@ def check_namespace_labels_served(namespaces: list[Obj], webhooks: list[Obj]) ->
                         f"webhook selects it: no tag or revision of that name exists (tags and revisions served: "
                         f"{', '.join(sorted(served_names(webhooks))) or 'none'}), so its new pods get no sidecar; "
                         f"fix: label it for one of those, or `istioctl tag set {wanted} --revision <revision>`")
+    return problems
+
+
+def check_default_tag_injection(namespace: str, admitted: Admitted, default_tags: list[Obj],
+                                expected: str | None) -> list[str]:
+    """A pod created in a namespace labelled istio-injection=enabled (the label most meshes use) is injected by the
+    revision the one `default` tag names, and that tag names `expected` (None: whatever it names). The tag's webhook
+    selects that label (istio@1.30.3: manifests/charts/istio-control/istio-discovery/templates/revision-tags-mwc.yaml,
+    namespace.sidecar-injector.istio.io), and `istioctl tag set default` deactivates the old default revision's
+    own injector (istioctl/pkg/tag/util.go DeactivateIstioInjectionWebhook), so exactly the tag's revision injects.
+    `default_tags`: the MutatingWebhookConfigurations labelled istio.io/tag=default. `tag set` names its webhook after
+    `-i` (istioctl/pkg/tag/tag.go setTag), so setting the tag from another namespace adds a second one, and the API
+    server calls webhooks in configuration-name order: the first to inject wins."""
+    where = f"a Pod in Namespace {namespace} (labelled {facts.INJECTION_LABEL}=enabled)"
+    if not default_tags:
+        return [f"no `{facts.DEFAULT_TAG}` tag exists, so nothing decides who injects {where}; fix: istioctl tag set "
+                f"{facts.DEFAULT_TAG} --revision {expected or '<revision>'}"]
+    problems = []
+    if len(default_tags) > 1:
+        named = ", ".join(f"{name_of(t)} (revision {labels_of(t).get(facts.REV_LABEL)})"
+                          for t in sorted(default_tags, key=name_of))
+        problems.append(f"{len(default_tags)} MutatingWebhookConfigurations are the `{facts.DEFAULT_TAG}` tag: "
+                        f"{named}; the first by name injects; fix: istioctl tag remove {facts.DEFAULT_TAG}, then set "
+                        "it once")
+    tag_revision = labels_of(sorted(default_tags, key=name_of)[0]).get(facts.REV_LABEL)
+    if expected is not None and tag_revision != expected:
+        problems.append(f"the `{facts.DEFAULT_TAG}` tag names revision {tag_revision}, expected {expected}")
+    if admitted.refused is not None:
+        return [*problems, f"{where} would be refused at admission: {admitted.refused}"]
+    pod = admitted.obj or {}
+    annotations = annotations_of(pod)
+    if facts.SIDECAR_STATUS_ANNOTATION not in annotations:
+        return [*problems, f"{where} gets no sidecar, although the `{facts.DEFAULT_TAG}` tag names revision "
+                           f"{tag_revision}: no injector webhook selects {facts.INJECTION_LABEL}=enabled"]
+    injected_by = annotations.get(facts.REV_ANNOTATION)
+    if injected_by != tag_revision:
+        problems.append(f"{where} is injected by revision {injected_by}, but the `{facts.DEFAULT_TAG}` tag names "
+                        f"revision {tag_revision}")
     return problems

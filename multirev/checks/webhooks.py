@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from multirev.istio import facts
 from multirev.kube.objects import Obj, labels_of, matches_selector, name_of, namespace_of
+from multirev.probes import ALWAYS_REJECT_ANNOTATION, DENIED, PROBE_NAME, Admitted
 
 
 def check_webhook_services(webhooks: list[Obj], services: list[Obj]) -> list[str]:
@@ -170,4 +171,24 @@ def check_default_validator(mutating: list[Obj], validating: list[Obj], istiods:
                             f"{actual}, but {why} revision {default}, whose istiod is "
                             f"{' or '.join(sorted(expected)) or 'not running'}; fix: istioctl tag set default "
                             f"--revision {default} --overwrite")
+    return problems
+
+
+def check_unlabelled_config_validated(namespace: str, valid: Admitted, always_rejected: Admitted) -> list[str]:
+    """Istio config without an istio.io/rev label is validated: a valid object is admitted (a default validator that
+    calls a revision that is gone refuses it once it fails closed: istio/istio #35590, #32143), and one carrying the
+    annotation every istiod rejects (probes.ALWAYS_REJECT_ANNOTATION) is denied by a validating webhook (without one,
+    or with one that fails open, invalid config reaches every istiod)."""
+    what = f"DestinationRule {namespace}/{PROBE_NAME} without an {facts.REV_LABEL} label"
+    problems = []
+    if valid.refused is not None:
+        problems.append(f"a valid {what} would be refused: {valid.refused}; fix: point the default validator at a "
+                        f"running revision (istioctl tag set default --revision <revision> --overwrite)")
+    if always_rejected.refused is None:
+        problems.append(f"a {what} carrying {ALWAYS_REJECT_ANNOTATION}, which every istiod's validation rejects, "
+                        "would be admitted: no webhook validates Istio config that names no revision (the default "
+                        "validator is missing, deactivated, or calls an istiod that does not answer and fails open)")
+    elif DENIED not in always_rejected.refused:
+        problems.append(f"a {what} carrying {ALWAYS_REJECT_ANNOTATION} was refused, but not by a validating webhook's "
+                        f"verdict: {always_rejected.refused}")
     return problems

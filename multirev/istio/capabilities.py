@@ -124,6 +124,14 @@ CAPABILITIES: tuple[Capability, ...] = (
         "the push line of a config change ends `forced=false` instead of `full=true`",
     ),
     Capability(
+        "tag-remove-deletes-validator", (1, 31), None,
+        "istio release-1.31 at eed52ebb66ad: istioctl/pkg/tag/tag.go removeTag calls util.go "
+        "DeleteTagValidatingWebhooks; release-1.30 at 9739e10eb9d7 and 1.30.3 delete only the tag's "
+        "MutatingWebhookConfigurations and Services",
+        "`istioctl tag remove <tag>` also deletes the ValidatingWebhookConfigurations labelled istio.io/tag=<tag> "
+        "(for `default`, istiod-default-validator)",
+    ),
+    Capability(
         "proxy-status-subscribed-types", (1, 29), None,
         "istio@1.29.0:istioctl/pkg/proxystatus/proxystatus.go",
         "`proxy-status` prints NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES instead of per-xDS columns",

@@ -67,6 +67,16 @@ NEVER_MATCH = {"matchLabels": {"istio.io/deactivated": "never-match"}}
 DEFAULT_REVISION = "default"
 
 
+def injection_labels(revision: str, tag: str) -> dict[str, str]:
+    """The namespace labels that put an app namespace on a revision: `istio.io/rev=<tag>`, or for the default revision
+    the label most meshes use, `istio-injection=enabled`, which the `default` tag's webhook selects, or without one
+    the revision's own injector (istio@1.30.3: CHART/revision-tags-mwc.yaml and mutatingwebhook.yaml, webhook
+    namespace.sidecar-injector.istio.io; it wins over istio.io/rev)."""
+    if revision == DEFAULT_REVISION:
+        return {INJECTION_LABEL: "enabled"}
+    return {REV_LABEL: tag}
+
+
 def _suffix(namespace: str) -> str:
     return "" if namespace == DEFAULT_ISTIO_NAMESPACE else f"-{namespace}"
 

@@ -29,15 +29,19 @@ class Installer(Protocol):
 
     def install(self, plane: PlanePlan, iop_file: Path) -> Completed: ...
 
-    def set_tag(self, plane: PlanePlan, tag: str, *, overwrite: bool = False) -> Completed: ...
+    def set_tag(self, plane: PlanePlan, tag: str, *, overwrite: bool = False,
+                istio_namespace: str | None = None) -> Completed:
+        """Point `tag` at the plane's revision; `istio_namespace` (`-i`): where the tag lives when not in the plane's
+        own namespace (the `default` tag stays where the default revision's install made it)."""
+        ...
 
-    def remove_tag(self, plane: PlanePlan, tag: str) -> Completed: ...
+    def remove_tag(self, plane: PlanePlan, tag: str, istio_namespace: str | None = None) -> Completed: ...
 
     def uninstall(self, plane: PlanePlan, iop_file: Path | None) -> Completed: ...
 
     def purge(self) -> Completed: ...
 
-    def describe(self, action: str, plane: PlanePlan, tag: str = "") -> str: ...
+    def describe(self, action: str, plane: PlanePlan, tag: str = "", istio_namespace: str | None = None) -> str: ...
 
 
 class IstioctlInstaller:
@@ -49,12 +53,13 @@ class IstioctlInstaller:
     def install(self, plane: PlanePlan, iop_file: Path) -> Completed:
         return self.istioctls[plane.role].install(iop_file)
 
-    def set_tag(self, plane: PlanePlan, tag: str, *, overwrite: bool = False) -> Completed:
-        return self.istioctls[plane.role].tag_set(tag, plane.plane.revision, plane.plane.namespace,
+    def set_tag(self, plane: PlanePlan, tag: str, *, overwrite: bool = False,
+                istio_namespace: str | None = None) -> Completed:
+        return self.istioctls[plane.role].tag_set(tag, plane.plane.revision, istio_namespace or plane.plane.namespace,
                                                   overwrite=overwrite)
 
-    def remove_tag(self, plane: PlanePlan, tag: str) -> Completed:
-        return self.istioctls[plane.role].tag_remove(tag, plane.plane.namespace)
+    def remove_tag(self, plane: PlanePlan, tag: str, istio_namespace: str | None = None) -> Completed:
+        return self.istioctls[plane.role].tag_remove(tag, istio_namespace or plane.plane.namespace)
 
     def uninstall(self, plane: PlanePlan, iop_file: Path | None) -> Completed:
         return self.istioctls[plane.role].uninstall_revision(plane.plane.revision, iop_file)
@@ -62,8 +67,8 @@ class IstioctlInstaller:
     def purge(self) -> Completed:
         return self.istioctls["stable"].uninstall_purge()
 
-    def describe(self, action: str, plane: PlanePlan, tag: str = "") -> str:
-        rev, ns = plane.plane.revision, plane.plane.namespace
+    def describe(self, action: str, plane: PlanePlan, tag: str = "", istio_namespace: str | None = None) -> str:
+        rev, ns = plane.plane.revision, istio_namespace or plane.plane.namespace
         return {
             "install": f"istioctl install -f <IstioOperator of {rev}>",
             "tag": f"istioctl tag set {tag} --revision {rev} -i {ns}",
@@ -121,16 +126,17 @@ class HelmInstaller:
                 break
         return _combined(results)
 
-    def set_tag(self, plane: PlanePlan, tag: str, *, overwrite: bool = False) -> Completed:
+    def set_tag(self, plane: PlanePlan, tag: str, *, overwrite: bool = False,
+                istio_namespace: str | None = None) -> Completed:
         """`helm template` the tag's webhook and Service for the revision, then apply them (the documented
         `helm template ... | kubectl apply -f -`). Moving a tag is the same command with the other revision."""
+        namespace = istio_namespace or plane.plane.namespace
         rendered = self.tool.template(helm.tag_release(tag), self.charts(plane.plane.version) / helm.ISTIOD_CHART,
-                                      plane.plane.namespace,
-                                      helm.tag_values(tag, plane.plane.revision, plane.plane.namespace),
+                                      namespace, helm.tag_values(tag, plane.plane.revision, namespace),
                                       helm.TAG_TEMPLATES)
         if rendered.returncode != 0:
             return rendered
-        existing = self.cluster.get(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(tag, plane.plane.namespace))
+        existing = self.cluster.get(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(tag, namespace))
         owner = labels_of(existing).get(facts.REV_LABEL) if existing else None
         if not overwrite and existing is not None and owner != plane.plane.revision:
             # `istioctl tag set` without --overwrite refuses a tag that exists (istioctl/pkg/tag/generate.go
@@ -142,8 +148,8 @@ class HelmInstaller:
                 self.put(obj)
         return rendered
 
-    def remove_tag(self, plane: PlanePlan, tag: str) -> Completed:
-        ns = plane.plane.namespace
+    def remove_tag(self, plane: PlanePlan, tag: str, istio_namespace: str | None = None) -> Completed:
+        ns = istio_namespace or plane.plane.namespace
         removed = [self.cluster.delete(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(tag, ns)),
                    self.cluster.delete(kinds.SERVICE, facts.tag_service_name(tag), ns)]
         argv = ["kubectl", "delete", "mutatingwebhookconfiguration", facts.tag_webhook_name(tag, ns)]
@@ -168,8 +174,8 @@ class HelmInstaller:
         results.append(Completed(["kubectl", "delete", "crd", *crds], 0, f"deleted {len(crds)} Istio CRDs\n", ""))
         return _combined(results)
 
-    def describe(self, action: str, plane: PlanePlan, tag: str = "") -> str:
-        rev, ns = plane.plane.revision, plane.plane.namespace
+    def describe(self, action: str, plane: PlanePlan, tag: str = "", istio_namespace: str | None = None) -> str:
+        rev, ns = plane.plane.revision, istio_namespace or plane.plane.namespace
         tags = f"helm template {helm.tag_release(tag)} istiod -n {ns} -s {' -s '.join(helm.TAG_TEMPLATES)} " \
                f"--set revisionTags={{{tag}}} --set revision={rev} | kubectl apply -f -"
         return {

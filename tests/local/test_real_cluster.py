@@ -32,10 +32,11 @@ from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.analyze import check_analyze
 from multirev.checks.control_plane import ControlPlaneState, check_control_plane
 from multirev.checks.injection import check_namespace_labels, check_pod
-from multirev.checks.tags import TagState, check_tag
+from multirev.checks.tags import TagState, check_default_tag_injection, check_tag
 from multirev.checks.trust import root_of, trust_root_problems
 from multirev.checks.webhooks import (
     check_default_validator,
+    check_unlabelled_config_validated,
     check_webhook_revisions,
     check_webhook_services,
     is_istio_webhook_configuration,
@@ -50,8 +51,10 @@ from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
 from multirev.observe import istiod_logs, published_roots, workload_pods
 from multirev.plan import MeshPlan
+from multirev.probes import admit_config, admit_pod
 from multirev.profile import load_profile
 from multirev.waits import Observation, wait_for
+from suites.scenario import default_tags, injection_probe_namespace
 from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 
 CLIENT = "workloads/mesh-client.yaml"
@@ -339,6 +342,80 @@ def test_a_second_default_validator_left_active_is_named(real_mesh: MeshSetup) -
     finally:
         real_mesh.cluster.delete(kinds.VALIDATING_WEBHOOK, stale)
     assert _default_validator_problems(real_mesh) == []
+
+
+def _injection_enabled_problems(mesh: MeshSetup) -> list[str]:
+    namespace = injection_probe_namespace(mesh)
+    return check_default_tag_injection(namespace, admit_pod(mesh.cluster, namespace, mesh.plan.run_labels),
+                                       default_tags(mesh), _plane(mesh, "stable").revision)
+
+
+def _until(what: str, mesh: MeshSetup, probe, wanted) -> list[str]:
+    """The probe's problems once `wanted(problems)` holds (a webhook patch reaches the API server's admission a
+    moment later), bounded."""
+    seen: list[list[str]] = [[]]
+
+    def asked() -> Observation[None]:
+        seen[0] = probe()
+        return Observation(wanted(seen[0]), None, "; ".join(seen[0]) or "none")
+
+    wait_for(what, asked, clock=mesh.cluster.clock, timeout=60, interval=2)
+    return seen[0]
+
+
+def test_default_tag_without_its_istio_injection_entry_leaves_those_pods_bare(real_mesh: MeshSetup) -> None:
+    """The `default` tag's webhook, hand-edited to drop its entry for namespaces labelled istio-injection=enabled
+    (namespace.sidecar-injector.istio.io): the real API server then admits a pod there without a sidecar, and the
+    check names the namespace and the revision the tag names. Put back afterwards."""
+    stable = _plane(real_mesh, "stable")
+    tag = real_mesh.cluster.get(kinds.MUTATING_WEBHOOK, facts.tag_webhook_name(facts.DEFAULT_TAG, stable.namespace))
+    assert tag is not None and _until("the default tag to inject", real_mesh, lambda: _injection_enabled_problems(
+        real_mesh), lambda found: not found) == []
+    kept = [w for w in tag["webhooks"] if w["name"] != facts.DEFAULT_NAMESPACE_WEBHOOK]
+    assert len(kept) < len(tag["webhooks"])
+    real_mesh.cluster.replace_fields(kinds.MUTATING_WEBHOOK, tag["metadata"]["name"], {"webhooks": kept})
+    try:
+        problems = _until("the bare pod to be reported", real_mesh, lambda: _injection_enabled_problems(real_mesh),
+                          lambda found: bool(found))
+        assert any("labelled istio-injection=enabled) gets no sidecar" in p and f"names revision {stable.revision}"
+                   in p for p in problems), problems
+    finally:
+        real_mesh.cluster.replace_fields(kinds.MUTATING_WEBHOOK, tag["metadata"]["name"], {"webhooks": tag["webhooks"]})
+    assert _until("the default tag to inject again", real_mesh, lambda: _injection_enabled_problems(real_mesh),
+                  lambda found: not found) == []
+
+
+def test_default_validator_narrowed_lets_unlabelled_config_through(real_mesh: MeshSetup) -> None:
+    """The default validator, hand-narrowed to security.istio.io: it still calls the default tag's istiod (the
+    structural check passes), but the real API server admits a DestinationRule without a revision label that
+    istiod's validation would reject; the check says so. Put back afterwards."""
+    app = _plane(real_mesh, "stable").app_namespaces[0]
+
+    def probe() -> list[str]:
+        return check_unlabelled_config_validated(
+            app, admit_config(real_mesh.cluster, app, real_mesh.plan.run_labels, always_reject=False),
+            admit_config(real_mesh.cluster, app, real_mesh.plan.run_labels, always_reject=True))
+
+    assert _until("config without a revision label to be validated", real_mesh, probe, lambda found: not found) == []
+    validator = real_mesh.cluster.get(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR)
+    assert validator is not None
+    narrowed = [{**w, "rules": [{**rule, "apiGroups": ["security.istio.io"]} for rule in w.get("rules") or []]}
+                for w in validator["webhooks"]]
+    real_mesh.cluster.replace_fields(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR, {"webhooks": narrowed})
+    try:
+        assert _default_validator_problems(real_mesh) == []  # the structure still looks right
+        problems = _until("unvalidated config to be reported", real_mesh, probe, lambda found: bool(found))
+        assert any(f"DestinationRule {app}/multirev-admission-probe without an istio.io/rev label carrying "
+                   "internal.istio.io/webhook-always-reject" in p and "would be admitted" in p
+                   for p in problems), problems
+    finally:
+        # Only the rules go back: istiod may have turned the failurePolicy to Fail meanwhile, and that stays its.
+        current = real_mesh.cluster.get(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR) or validator
+        restored = [{**w, "rules": old.get("rules")}
+                    for w, old in zip(current["webhooks"], validator["webhooks"], strict=True)]
+        real_mesh.cluster.replace_fields(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR, {"webhooks": restored})
+    assert _until("config without a revision label to be validated again", real_mesh, probe,
+                  lambda found: not found) == []
 
 
 def test_virtual_service_naming_a_missing_gateway_fails_analyze(real_mesh: MeshSetup) -> None:

@@ -211,3 +211,48 @@ def test_without_a_default_tag_the_validator_calls_the_revision_it_is_labelled_f
     [problem] = check_default_validator([], other, ISTIODS)
     assert "by calling Service istio-system/istiod-1-30-3, but without a default tag, its own istio.io/rev names " \
            "revision 1-29-6, whose istiod is istio-system/istiod-1-29-6" in problem
+
+
+def _tag(name: str, revision: str) -> dict:
+    return {"metadata": {"name": name, "labels": {"istio.io/tag": "default", "istio.io/rev": revision}}}
+
+
+def _injected(revision: str) -> dict:
+    return {"metadata": {"annotations": {"sidecar.istio.io/status": "{}", "istio.io/rev": revision}}}
+
+
+def test_default_tag_injection_names_each_way_it_goes_wrong() -> None:
+    from multirev.checks.tags import check_default_tag_injection
+    from multirev.probes import Admitted
+
+    tag = [_tag("istio-revision-tag-default", "1-31-dev")]
+    assert check_default_tag_injection("probe", Admitted(_injected("1-31-dev")), tag, "1-31-dev") == []
+    assert check_default_tag_injection("probe", Admitted(_injected("1-31-dev")), tag, None) == []
+    [moved] = check_default_tag_injection("probe", Admitted(_injected("1-31-dev")), tag, "default")
+    assert moved == "the `default` tag names revision 1-31-dev, expected default"
+    [bare] = check_default_tag_injection("probe", Admitted({"metadata": {}}), tag, "1-31-dev")
+    assert bare.startswith("a Pod in Namespace probe (labelled istio-injection=enabled) gets no sidecar")
+    [other] = check_default_tag_injection("probe", Admitted(_injected("default")), tag, "1-31-dev")
+    assert other.endswith("is injected by revision default, but the `default` tag names revision 1-31-dev")
+    [refused] = check_default_tag_injection("probe", Admitted(None, "failed calling webhook"), tag, "1-31-dev")
+    assert refused.endswith("would be refused at admission: failed calling webhook")
+    [missing] = check_default_tag_injection("probe", Admitted(_injected("x")), [], "1-31-dev")
+    assert missing.startswith("no `default` tag exists")
+    two = [*tag, _tag("istio-revision-tag-default-istio-canary", "1-31-dev")]
+    [double] = check_default_tag_injection("probe", Admitted(_injected("1-31-dev")), two, "1-31-dev")
+    assert double.startswith("2 MutatingWebhookConfigurations are the `default` tag: istio-revision-tag-default "
+                             "(revision 1-31-dev), istio-revision-tag-default-istio-canary (revision 1-31-dev)")
+
+
+def test_unlabelled_config_validation_names_each_way_it_goes_wrong() -> None:
+    from multirev.checks.webhooks import check_unlabelled_config_validated
+    from multirev.probes import Admitted
+
+    denied = Admitted(None, 'admission webhook "validation.istio.io" denied the request: configuration is invalid')
+    assert check_unlabelled_config_validated("ns", Admitted({}), denied) == []
+    [open_] = check_unlabelled_config_validated("ns", Admitted({}), Admitted({}))
+    assert "would be admitted: no webhook validates Istio config that names no revision" in open_
+    [closed, _] = check_unlabelled_config_validated("ns", Admitted(None, "failed calling webhook"),
+                                                    Admitted(None, "failed calling webhook"))
+    assert closed.startswith("a valid DestinationRule ns/multirev-admission-probe without an istio.io/rev label "
+                             "would be refused: failed calling webhook")

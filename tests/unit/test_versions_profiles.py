@@ -11,6 +11,7 @@ from multirev.compat import choose_node_image, common_kubernetes
 from multirev.errors import UsageError
 from multirev.istio.capabilities import CAPABILITIES, check_known, supports
 from multirev.istio.versions import IstioVersion, KubeVersion
+from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 
 V = IstioVersion.parse
@@ -122,15 +123,49 @@ def test_profile_file_and_its_errors(tmp_path: Path) -> None:
         load_profile(path=tmp_path / "missing.yaml")
 
 
-def test_a_profile_that_would_install_a_default_revision_is_refused_in_one_line(tmp_path) -> None:
-    """`revision: default` means installed without a revision: certified with --installed only, for now."""
+def _profile_with(tmp_path, **changes) -> Path:
     mine = tmp_path / "mine.yaml"
     data = yaml.safe_load((Path(__file__).parents[2] / "multirev" / "profiles" / "current.yaml").read_text())
-    data["stable"]["revision"] = "default"
+    for dotted, value in changes.items():
+        role, key = dotted.split("__")
+        data[role][key] = value
     mine.write_text(yaml.safe_dump(data))
-    with pytest.raises(UsageError, match=r"revision 'default' means a control plane installed without a revision; "
-                                         r"the suite certifies one a cluster already runs \(--installed"):
-        load_profile(path=mine)
+    return mine
+
+
+def test_a_default_revision_profile_is_one_the_suite_installs() -> None:
+    """`revision: default` on stable: installed without a revision, its tag `default`, its app namespaces labelled
+    istio-injection=enabled; the canary keeps istio.io/rev=<tag>."""
+    profile = load_profile("local-dev-default")
+    plan = MeshPlan(profile, "r1")
+    stable, canary = plan.plane("stable"), plan.plane("canary")
+    assert stable.is_default_revision and not canary.is_default_revision
+    assert stable.injection_labels == {"istio-injection": "enabled"}
+    assert canary.injection_labels == {"istio.io/rev": "canary"}
+    assert (stable.plane.tag, stable.plane.namespace) == ("default", "istio-system")
+    assert load_profile("local-dev-default", layout="shared").canary.namespace == "istio-system"
+
+
+@pytest.mark.parametrize(("changes", "refusal"), [
+    ({"stable__revision": "default"}, r"stable revision 'default' is installed without a revision, and istioctl "
+                                      r"install makes tag 'default' for it; set its tag to 'default', not 'stable'$"),
+    ({"canary__revision": "default", "canary__tag": "default"},
+     r"canary revision 'default' means a canary installed without a revision, which would take the default tag "
+     r"over from stable; give the canary a revision"),
+    ({"stable__tag": "default"}, r"tag 'default' is reserved by istioctl install \(it names the first revision "
+                                 r"installed\); only a plane with revision 'default' uses it$"),
+])
+def test_default_revision_mistakes_are_one_line(tmp_path, changes: dict, refusal: str) -> None:
+    with pytest.raises(UsageError, match=refusal) as refused:
+        load_profile(path=_profile_with(tmp_path, **changes))
+    assert "\n" not in str(refused.value)
+
+
+def test_a_default_revision_installed_by_helm_is_refused_in_one_line() -> None:
+    """Helm makes no `default` tag for a control plane installed without a revision; the upgrade moves that tag."""
+    with pytest.raises(UsageError, match=r"a stable plane installed without a revision is certified with istioctl "
+                                         r"only \(Helm makes no default tag for it\); drop --installer helm$"):
+        load_profile("local-dev-default", installer="helm")
 
 
 def test_an_unknown_variant_is_one_line(tmp_path) -> None:

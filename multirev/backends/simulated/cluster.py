@@ -20,10 +20,12 @@ from multirev.backends.simulated.hooks import Hooks
 from multirev.backends.simulated.store import ObjectStore
 from multirev.clock import LogicalClock
 from multirev.commands import Completed
+from multirev.errors import AdmissionRefused
 from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.kube.kinds import Kind
-from multirev.kube.objects import Obj, labels_of, matches_selector
+from multirev.kube.objects import Obj, annotations_of, labels_of, matches_selector
+from multirev.probes import ALWAYS_REJECT_ANNOTATION, DENIED
 
 if TYPE_CHECKING:
     from multirev.backends.simulated.mesh import MeshModel
@@ -139,6 +141,43 @@ class SimulatedCluster:
         if self.store.get(kind, meta["name"], meta.get("namespace")) is not None:
             raise Refused(f"{kind.kind} {meta['name']} already exists")
         return self.store.put(kind, obj)
+
+    def dry_run_create(self, obj: Obj) -> Obj:
+        """Admission without storage: a Pod through the mutating webhooks, Istio config through the validating ones
+        (the model validates only on this path; `apply` stores config unvalidated, a documented simplification)."""
+        obj = copy.deepcopy(obj)
+        kind = kinds.of(obj)
+        namespace = obj["metadata"].get("namespace")
+        try:
+            if kind.namespaced and self.store.raw(kinds.NAMESPACE, namespace) is None:
+                raise AdmissionDenied(f'namespaces "{namespace}" not found')
+            if kind is kinds.POD:
+                return self._mutate(obj, labels_of(self.store.raw(kinds.NAMESPACE, namespace)))
+            if kind.kind in ISTIO_CONFIG_KINDS:
+                self._validate(obj)
+        except AdmissionDenied as denied:
+            raise AdmissionRefused(str(denied)) from denied
+        return obj
+
+    def _validate(self, obj: Obj) -> None:
+        """Every ValidatingWebhookConfiguration's webhooks whose objectSelector matches, in name order. A webhook that
+        cannot be called refuses under failurePolicy Fail (the API's default) and is skipped under Ignore
+        (apiserver@v0.35.3: pkg/admission/plugin/webhook/validating/dispatcher.go); istiod denies config carrying
+        the always-reject annotation (multirev/probes.py)."""
+        for config in sorted(self.store.raw_list(kinds.VALIDATING_WEBHOOK), key=lambda c: c["metadata"]["name"]):
+            for webhook in config.get("webhooks", []):
+                if not matches_selector(labels_of(obj), webhook.get("objectSelector")) \
+                        or not _rules_match(webhook.get("rules"), obj):
+                    continue
+                try:
+                    self._webhook_backend(webhook)
+                except AdmissionDenied:
+                    if webhook.get("failurePolicy", "Fail") == "Ignore":
+                        continue
+                    raise
+                if ALWAYS_REJECT_ANNOTATION in annotations_of(obj):
+                    raise AdmissionDenied(f'admission webhook "{webhook["name"]}" {DENIED}: configuration is invalid: '
+                                          f'"{ALWAYS_REJECT_ANNOTATION}" annotation found, rejecting')
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         if kind is kinds.NAMESPACE:
@@ -394,6 +433,12 @@ class SimulatedCluster:
         return pod
 
     def _call_webhook(self, webhook: dict[str, Any], pod: Obj) -> Obj:
+        revision = labels_of(self._webhook_backend(webhook)).get("istio.io/rev", "default")
+        assert self.mesh is not None  # _webhook_backend refuses without one
+        return self.mesh.inject(pod, revision)
+
+    def _webhook_backend(self, webhook: dict[str, Any]) -> Obj:
+        """The ready istiod pod a webhook's call reaches, or AdmissionDenied worded as the API server words it."""
         service = webhook["clientConfig"]["service"]
         url = (f"https://{service['name']}.{service['namespace']}.svc:{service.get('port', 443)}"
                f"{service.get('path', '')}?timeout={webhook.get('timeoutSeconds', 10)}s")
@@ -413,8 +458,7 @@ class SimulatedCluster:
             # REJECTs a ClusterIP without endpoints (pkg/proxy/iptables/proxier.go "has no endpoints").
             raise AdmissionDenied(f"{prefix}: dial tcp {svc['spec'].get('clusterIP', '10.96.0.10')}:443: "
                                   "connect: connection refused")
-        revision = labels_of(backends[0]).get("istio.io/rev", "default")
-        return self.mesh.inject(pod, revision)
+        return backends[0]
 
     def is_ready(self, pod: Obj) -> bool:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -425,3 +469,12 @@ class SimulatedCluster:
         """Let logical time pass (used by the model's own istioctl waits)."""
         self.clock.sleep(seconds)
         self.advance()
+
+
+def _rules_match(rules: list[dict] | None, obj: Obj) -> bool:
+    """Whether a webhook's rules cover the object's API group (the model's webhooks without rules cover all Istio
+    config; operations and resources are not modelled: the probes only create)."""
+    if rules is None:
+        return True
+    group = obj.get("apiVersion", "").rpartition("/")[0]
+    return any("*" in (rule.get("apiGroups") or []) or group in (rule.get("apiGroups") or []) for rule in rules)

@@ -228,7 +228,10 @@ class SimulatedIstioctl:
             what = "MutatingWebhookConfiguration or Service" if supports(version, "tag-service") \
                 else "MutatingWebhookConfiguration"
             return "", f'Error: cannot modify tag: cannot find {what} with revision "{revision_name}"\n', 1
-        if tag in self.mesh.revisions:
+        # Neither --overwrite nor the `default` tag is checked against revision names (istio@1.30.3:
+        # istioctl/pkg/tag/generate.go checkTagNameCollidesWithRevisionName): `tag set default --revision default`
+        # points the tag at the control plane installed without a revision.
+        if tag in self.mesh.revisions and not flags.get("overwrite") and tag != facts.DEFAULT_TAG:
             return "", (f'Error: cannot create revision tag "{tag}": found existing control plane revision '
                         "with same name\n"), 1
         existing = store.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag})
@@ -244,7 +247,7 @@ class SimulatedIstioctl:
                                             istio_namespace=istio_ns, install_order=revision.install_order,
                                             istiods=self.mesh.istiods())
                    if obj["kind"] == "MutatingWebhookConfiguration" else obj
-                   for obj in self.mesh.tag_objects(tag, revision, istio_ns)]
+                   for obj in self.mesh.tag_objects(tag, revision, istio_ns, user_managed=True)]
         for obj in self.cluster.hooks.apply("tag_objects", objects, tag=tag, revision=revision.name,
                                             istio_namespace=istio_ns, install_order=revision.install_order):
             if obj["kind"] == "Service" and store.get(kinds.NAMESPACE, istio_ns) is None:
@@ -344,7 +347,11 @@ class SimulatedIstioctl:
         tag = args[0] if args else ""
         store = self.cluster.store
         webhooks = store.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag})
-        services = store.list(kinds.SERVICE, labels={facts.TAG_LABEL: tag}) if supports(version, "tag-service") else []
+        # Webhooks by label wherever they are, Services only in `-i` (istio@1.30.3: istioctl/pkg/tag/tag.go removeTag,
+        # util.go GetWebhooksWithTag, GetServicesWithTag).
+        istio_ns = str(flags.get("istio_namespace") or facts.DEFAULT_ISTIO_NAMESPACE)
+        services = store.list(kinds.SERVICE, istio_ns, labels={facts.TAG_LABEL: tag}) \
+            if supports(version, "tag-service") else []
         if not webhooks and not services:
             # istio@1.18.5:istioctl/cmd/tag.go; istio@1.30.3:istioctl/pkg/tag/tag.go removeTag
             what = "MutatingWebhookConfiguration or Service" if supports(version, "tag-service") \
@@ -352,6 +359,9 @@ class SimulatedIstioctl:
             return "", f'Error: cannot remove tag "{tag}": cannot find {what} for tag\n', 1
         for hook in webhooks:
             self.cluster.delete(kinds.MUTATING_WEBHOOK, hook["metadata"]["name"])
+        if supports(version, "tag-remove-deletes-validator"):
+            for hook in store.list(kinds.VALIDATING_WEBHOOK, labels={facts.TAG_LABEL: tag}):
+                self.cluster.delete(kinds.VALIDATING_WEBHOOK, hook["metadata"]["name"])
         for svc in services:
             self.cluster.delete(kinds.SERVICE, svc["metadata"]["name"], svc["metadata"]["namespace"])
         return f"Revision tag {tag} removed\n", "", 0

@@ -184,7 +184,7 @@ class MeshModel:
                                {"key": facts.REV_LABEL, "operator": "In", "values": [rev.name]}]}}]},
         ]
         for role in ("istiod-clusterrole", "istiod-gateway-controller", "istio-reader-clusterrole"):
-            role_name = f"{role}-{rev.name}-{ns}"
+            role_name = f"{role}{facts.cluster_scoped_suffix(rev.name, ns)}"
             objs.append({"apiVersion": kinds.CLUSTER_ROLE.api_version, "kind": "ClusterRole",
                          "metadata": {"name": role_name, "labels": pilot}, "rules": []})
             objs.append({"apiVersion": kinds.CLUSTER_ROLE_BINDING.api_version, "kind": "ClusterRoleBinding",
@@ -199,18 +199,7 @@ class MeshModel:
             # so deactivates the default revision's own injector (istioctl/pkg/tag/util.go@1.30.3
             # DeactivateIstioInjectionWebhook, called from generate.go for the `default` tag).
             objs += self._deactivated_default_injectors()
-            objs += self.tag_objects("default", rev, ns)
-            # istio@1.30.3:manifests/charts/default/templates/validatingwebhook.yaml: app/istio labels, and it
-            # validates only config that names no revision.
-            objs.append({"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
-                         "metadata": {"name": facts.DEFAULT_VALIDATOR,
-                                      "labels": {**pilot, "istio.io/tag": "default", "app": "istiod",
-                                                 "istio": "istiod"}},
-                         "webhooks": [{"name": "validation.istio.io", "failurePolicy": "Ignore",
-                                       "clientConfig": {"service": {
-                                           "name": name, "namespace": ns, "path": facts.VALIDATE_PATH}},
-                                       "objectSelector": {"matchExpressions": [
-                                           {"key": facts.REV_LABEL, "operator": "DoesNotExist"}]}}]})
+            objs += self.tag_objects("default", rev, ns)  # the default validator among them
         if supports(rev.version, "installed-state-iop"):
             # Saved with the file's own labels only, plus the ignoreReconcile annotation
             # (istio@1.18.5:operator/cmd/mesh/install.go; gone from 1.21: releasenotes/notes/drop-iop.yaml).
@@ -307,15 +296,19 @@ class MeshModel:
         return {"apiVersion": kinds.MUTATING_WEBHOOK.api_version, "kind": "MutatingWebhookConfiguration",
                 "metadata": {"name": name, "labels": {**labels, "app": "sidecar-injector"}}, "webhooks": webhooks}
 
-    def tag_objects(self, tag: str, rev: Revision, istio_namespace: str) -> list[Obj]:
+    def tag_objects(self, tag: str, rev: Revision, istio_namespace: str, *, user_managed: bool = False) -> list[Obj]:
         """The tag webhook (and, since 1.28, the tag Service) in the `-i` namespace
-        (istio@1.30.3:istioctl/pkg/tag/generate.go)."""
+        (istio@1.30.3:istioctl/pkg/tag/generate.go). `user_managed`: made by `istioctl tag set` (tag.go setTag
+        UserManaged), whose objects lose the operator's labels, rather than by an install (operator/pkg/webhook/
+        webhook.go, which keeps them), so that `uninstall`, which prunes by them, leaves them."""
         labels = {**self._owner_labels(rev, "Pilot"), facts.TAG_LABEL: tag}
-        if tag != "default" and supports(rev.version, "tag-strips-operator-labels"):
+        if user_managed and supports(rev.version, "tag-strips-operator-labels"):
             labels = {k: v for k, v in labels.items() if "operator.istio.io" not in k}
         webhook = self._injector_webhook(rev, facts.tag_webhook_name(tag, istio_namespace), tag, labels,
                                          istio_namespace, default=tag == "default")
         objs = [webhook]
+        if tag == facts.DEFAULT_TAG:
+            objs.append(self._default_validator(rev, istio_namespace, labels))
         if supports(rev.version, "tag-service"):
             objs.append({"apiVersion": "v1", "kind": "Service",
                          "metadata": {"name": facts.tag_service_name(tag), "namespace": istio_namespace,
@@ -324,6 +317,23 @@ class MeshModel:
                                   "clusterIP": self._cluster_ip(),
                                   "ports": [{"name": "https-webhook", "port": 443, "targetPort": 15017}]}})
         return objs
+
+    def _default_validator(self, rev: Revision, istio_namespace: str, labels: dict[str, str]) -> Obj:
+        """The `default` tag's validator, made with it by install and by `tag set default` alike, calling the
+        revision's istiod in the `-i` namespace (istio@1.30.3: istioctl/pkg/tag/generate.go generateValidatingWebhook,
+        rendering manifests/charts/default/templates/validatingwebhook.yaml: app/istio labels, and it validates only
+        config that names no revision). A failurePolicy the one in place has keeps (fixWhConfig: istiod manages it)."""
+        current = self.cluster.store.raw(kinds.VALIDATING_WEBHOOK, facts.DEFAULT_VALIDATOR)
+        policy = next((w.get("failurePolicy") for w in (current or {}).get("webhooks", [])), None) or "Ignore"
+        return {"apiVersion": kinds.VALIDATING_WEBHOOK.api_version, "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": facts.DEFAULT_VALIDATOR,
+                             "labels": {**labels, "app": "istiod", "istio": "istiod"}},
+                "webhooks": [{"name": "validation.istio.io", "failurePolicy": policy,
+                              "clientConfig": {"service": {"name": facts.istiod_name(rev.name),
+                                                           "namespace": istio_namespace,
+                                                           "path": facts.VALIDATE_PATH}},
+                              "objectSelector": {"matchExpressions": [
+                                  {"key": facts.REV_LABEL, "operator": "DoesNotExist"}]}}]}
 
     # -- readiness -------------------------------------------------------------------------------
     def pod_becomes_ready(self, pod: Obj) -> bool:
@@ -608,10 +618,11 @@ class MeshModel:
     def logs_for(self, namespace: str, pod: str, container: str) -> list[str]:
         if (namespace, pod) in self.gateway_logs:
             return self.gateway_logs[(namespace, pod)]
-        for revision in self.revisions.values():
-            if revision.namespace == namespace and pod.startswith(facts.istiod_name(revision.name) + "-"):
-                return revision.logs
-        return []
+        # By the pod's own revision label: a name prefix would give the default revision's `istiod-` every
+        # revision's pods in its namespace.
+        found = self.cluster.store.raw(kinds.POD, pod, namespace)
+        revision = self.revisions.get(labels_of(found).get(facts.REV_LABEL, "")) if found else None
+        return revision.logs if revision is not None and revision.namespace == namespace else []
 
 
 def in_revision(objects: list[Obj | None], revision: str) -> list[Obj]:
