@@ -191,9 +191,13 @@ class Removal:
                 self.delete(kinds.CONFIGMAP, obj)
 
     def _published_added(self) -> list[Obj]:
+        """Those in namespaces the run made are left to the `namespaces` step, which deletes them whole (as
+        Footprint.published_added)."""
         before = set(self.record.published_before)
+        made = {ns["metadata"]["name"]
+                for ns in self.cluster.list(kinds.NAMESPACE, labels={RUN_ID_LABEL: self.record.run_id})}
         return [cm for cm in self.cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)
-                if cm["metadata"]["name"] in PUBLISHED_NAMES
+                if cm["metadata"]["name"] in PUBLISHED_NAMES and cm["metadata"]["namespace"] not in made
                 and (cm["metadata"]["namespace"], cm["metadata"]["name"]) not in before]
 
     def _await_istiods_gone(self) -> None:

@@ -278,10 +278,12 @@ class Footprint:
         return sorted(set(istiod_runtime(cluster, namespaces, revisions)) - self.runtime_before)
 
     def published_added(self, cluster: Cluster) -> list[tuple[str, str]]:
-        """istiod-written CA ConfigMaps in namespaces that had none before the run: the run's istiods wrote them."""
+        """istiod-written CA ConfigMaps in namespaces that existed before the run and had none: the run's istiods
+        wrote them. Those in namespaces the run made go with the namespace, whoever wrote them (a cluster's istiod
+        watching `istio-injection=enabled` namespaces writes into the run's injection probe: suites/scenario.py)."""
         now = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
                for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)
-               if cm["metadata"]["name"] in PUBLISHED_NAMES}
+               if cm["metadata"]["name"] in PUBLISHED_NAMES and cm["metadata"]["namespace"] in self.namespaces_before}
         return sorted(now - self.published_before)
 
     def webhooks_added(self, cluster: Cluster) -> list[tuple[str, str]]:

@@ -77,7 +77,10 @@ def test_a_passing_helm_run_gives_everything_back(bed: Bed, tmp_path: Path,
                                                               bed.before)
     assert report["installer"] == "helm"
     outcomes = {t["nodeid"]: t["outcome"] for feature in report["features"].values() for t in feature["tests"]}
-    assert outcomes and set(outcomes.values()) == {"passed"}, f"{outcomes}\n{output[-4000:]}"
+    # Helm makes no `default` tag, so the check of what it decides is skipped with that reason; every other passes.
+    no_default_tag = {n for n in outcomes if "test_istio_injection_enabled_follows_the_default_tag" in n}
+    assert outcomes and {o for n, o in outcomes.items() if n not in no_default_tag} == {"passed"} \
+        and {outcomes[n] for n in no_default_tag} <= {"skipped"}, f"{outcomes}\n{output[-4000:]}"
     record_property("objects_created", len(created))
     assert any(key.kind == "Secret" and key.name.startswith("sh.helm.release.v1.") for key in created), created
     assert any(key.kind == "CustomResourceDefinition" for key in created), created

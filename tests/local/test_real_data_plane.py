@@ -35,7 +35,7 @@ from multirev.profile import load_profile
 from multirev.stats import judge_weights
 from multirev.traffic import gateway_get, mesh_get, reviews_version
 from multirev.waits import Observation, wait_for, wait_problem
-from suites import test_canary_upgrade as canary_upgrade
+from suites import moves as canary_upgrade
 from suites.conftest import BOOKINFO, CLIENT
 from suites.scenario import apply_and_await_push, wait_namespace_rolled_out, wait_rolled_out, wait_until_served
 from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require

@@ -20,8 +20,8 @@ from multirev.plan import MeshPlan
 from multirev.profile import load_profile, parse_installed
 from suites.conftest import BOOKINFO
 from suites.conftest import CLIENT as CLIENT_MANIFESTS
+from suites.moves import move
 from suites.scenario import wait_namespace_rolled_out
-from suites.test_canary_upgrade import move
 from tests.someones_model import (
     HELM_DEFAULT_DISCOVERY,
     HELM_DEFAULT_NAMESPACE,

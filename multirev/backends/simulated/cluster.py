@@ -310,14 +310,18 @@ class SimulatedCluster:
                 "containerStatuses": [{"name": c["name"], "ready": ready, "image": c["image"]}
                                       for c in pod["spec"].get("containers", [])],
             }
+        # Each Deployment's active pods, found in one pass over the pods (read on every get and list, a pass per
+        # Deployment was most of the model's time); again after retiring, which ends some.
+        owned = self._active_pods_by_owner()
         for deploy in self.store.raw_list(kinds.DEPLOYMENT):
-            self._retire_old_pods(deploy)
+            self._retire_old_pods(deploy, owned.get((deploy["metadata"]["namespace"], deploy["metadata"]["name"]), []))
+        owned = self._active_pods_by_owner()
         for deploy in self.store.raw_list(kinds.DEPLOYMENT):
-            pods = self._pods_of(deploy["metadata"]["namespace"], deploy["metadata"]["name"])
+            pods = owned.get((deploy["metadata"]["namespace"], deploy["metadata"]["name"]), [])
             ready = sum(1 for p in pods if p["status"]["conditions"][0]["status"] == "True")
             status = deploy.setdefault("status", {})
-            updated = len(self._current_pods(deploy["metadata"]["namespace"], deploy["metadata"]["name"],
-                                             self._template_hash(deploy)))
+            template_hash = self._template_hash(deploy)
+            updated = sum(1 for p in pods if labels_of(p).get("pod-template-hash") == template_hash)
             status.update(replicas=len(pods), readyReplicas=ready, availableReplicas=ready,
                           updatedReplicas=updated, observedGeneration=deploy["metadata"].get("generation", 1))
         if self.mesh is not None:
@@ -331,14 +335,26 @@ class SimulatedCluster:
         pods = self._pods_of(namespace, deployment)
         return [p for p in pods if labels_of(p).get("pod-template-hash") == template_hash]
 
-    def _retire_old_pods(self, deploy: Obj) -> None:
-        namespace, name = deploy["metadata"]["namespace"], deploy["metadata"]["name"]
-        current = self._current_pods(namespace, name, self._template_hash(deploy))
+    def _retire_old_pods(self, deploy: Obj, pods: list[Obj]) -> None:
+        """`pods`: the Deployment's active pods."""
+        template_hash = self._template_hash(deploy)
+        current = [p for p in pods if labels_of(p).get("pod-template-hash") == template_hash]
         if sum(1 for p in current if self.is_ready(p)) < int(deploy["spec"].get("replicas", 1)):
             return
-        for pod in self._pods_of(namespace, name):
+        for pod in pods:
             if pod not in current:
                 self._terminate(pod)
+
+    def _active_pods_by_owner(self) -> dict[tuple[str, str], list[Obj]]:
+        """(namespace, owner name) -> its active pods, as _pods_of finds them, for every owner at once."""
+        owned: dict[tuple[str, str], list[Obj]] = {}
+        for pod in self.store.raw_list(kinds.POD):
+            if "deletionTimestamp" in pod["metadata"]:
+                continue
+            namespace = pod["metadata"].get("namespace", "")
+            for owner in {o.get("name") for o in pod["metadata"].get("ownerReferences", [])}:
+                owned.setdefault((namespace, owner), []).append(pod)
+        return owned
 
     def _terminate(self, pod: Obj) -> None:
         """A deleted pod lingers, not ready, with a deletionTimestamp until its grace period ends (30 s unless
