@@ -69,8 +69,19 @@ class RunConfig:
         return self.cache_dir / "kubeconfigs"
 
 
+# Hex digits that cannot appear in a number. A run id of digits and one `e` ("4e178392") is a string to PyYAML
+# (YAML 1.1 floats need a dot), which writes it unquoted into the IstioOperator and Helm values files, and a number
+# to the YAML 1.2 parser istioctl and Helm read them with, which then refuses the run-id label ("cannot unmarshal
+# number into Go struct field ObjectMeta.metadata.labels of type string", seen in a CI run).
+_NOT_NUMERIC = frozenset("abcdf")
+
+
 def new_run_id() -> str:
-    return uuid.uuid4().hex[:8]
+    """Eight hex digits, at least one of them a letter no number has, so that every YAML reader takes it as text."""
+    while True:
+        run_id = uuid.uuid4().hex[:8]
+        if _NOT_NUMERIC & set(run_id):
+            return run_id
 
 
 def validate_backend(name: str) -> str:

@@ -36,3 +36,15 @@ def test_each_worker_gets_its_own_cluster_name(tmp_path: Path, chosen: str, work
     assert cfg.cluster_name == expected
     assert cfg.cluster_name_chosen == (chosen != "pytest-kind")
     assert cfg.host_port_base == 18080 + 10 * (int(worker.removeprefix("gw")) if worker else 0)
+
+
+def test_run_ids_are_never_read_as_numbers(monkeypatch) -> None:
+    """`4e178392` is a string to PyYAML but a float to the YAML 1.2 parser in istioctl and Helm, which then refuse the
+    run-id label of the IstioOperator: such ids are drawn again."""
+    import uuid
+
+    from multirev import run
+
+    drawn = iter(["4e178392" + "0" * 24, "12345678" + "0" * 24, "4e17839a" + "0" * 24])
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(next(drawn)))
+    assert run.new_run_id() == "4e17839a"
