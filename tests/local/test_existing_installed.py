@@ -106,10 +106,11 @@ def _install_owners_mesh(bed: ExistingBed, work: Path) -> dict[str, str]:
     return {p.role: p.plane.revision for p in plan.planes}
 
 
-def _run_profile(path: Path) -> Path:
-    """The suite's own app namespaces, which it creates; the revisions come from the cluster."""
-    profile = yaml.safe_load((PROJECT_ROOT / "multirev" / "profiles" / f"{PROFILE}.yaml").read_text())
-    profile["name"] = "certify-the-owners-mesh"
+def run_profile(path: Path, builtin: str = PROFILE, name: str = "certify-the-owners-mesh") -> Path:
+    """The built-in profile with the suite's own app namespaces, which it creates; the revisions come from the
+    cluster (--installed)."""
+    profile = yaml.safe_load((PROJECT_ROOT / "multirev" / "profiles" / f"{builtin}.yaml").read_text())
+    profile["name"] = name
     for role in ("stable", "canary"):
         profile[role]["app_namespaces"] = [f"certify-{role}"]
     path.write_text(yaml.safe_dump(profile))
@@ -122,7 +123,7 @@ def owned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owned]:
     with existing_cluster(tmp, run_id="installedbed") as bed:
         populate_foreign(bed)
         revisions = _install_owners_mesh(bed, tmp / "owner")
-        yield Owned(bed, await_quiet(bed.cluster, timeout=180), _run_profile(tmp / "profile.yaml"), revisions)
+        yield Owned(bed, await_quiet(bed.cluster, timeout=180), run_profile(tmp / "profile.yaml"), revisions)
 
 
 def test_the_owners_revisions_are_certified_and_left_as_they_were(owned: Owned, tmp_path: Path) -> None:

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fixtures.mesh import MeshSetup
 from multirev.istio import facts, operator
 from multirev.istio.installer import IstioctlInstaller
 from multirev.istio.trust import MeshTrust
 from multirev.kube import kinds
-from multirev.paths import PROJECT_ROOT
 from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 from tests.local.existing_bed import (
@@ -34,7 +32,7 @@ from tests.local.existing_bed import (
     populate_foreign,
     run_suite_on,
 )
-from tests.local.test_existing_installed import NOT_OURS, ON_THE_API_SERVER
+from tests.local.test_existing_installed import NOT_OURS, ON_THE_API_SERVER, run_profile
 
 OWNER = "owner"
 DEFAULT_PROFILE = "local-dev-default"
@@ -73,23 +71,14 @@ def _install_owners_mesh(bed: ExistingBed, work: Path) -> dict[str, str]:
     return {p.role: p.plane.revision for p in plan.planes}
 
 
-def _run_profile(path: Path) -> Path:
-    """The suite's own app namespaces, which it creates; the revisions come from the cluster."""
-    profile = yaml.safe_load((PROJECT_ROOT / "multirev" / "profiles" / f"{DEFAULT_PROFILE}.yaml").read_text())
-    profile["name"] = "certify-the-owners-default-revision"
-    for role in ("stable", "canary"):
-        profile[role]["app_namespaces"] = [f"certify-{role}"]
-    path.write_text(yaml.safe_dump(profile))
-    return path
-
-
 @pytest.fixture(scope="module")
 def owned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owned]:
     tmp = tmp_path_factory.mktemp("installed-default")
     with existing_cluster(tmp, run_id="defaultbed") as bed:
         populate_foreign(bed)
         revisions = _install_owners_mesh(bed, tmp / "owner")
-        yield Owned(bed, await_quiet(bed.cluster, timeout=180), _run_profile(tmp / "profile.yaml"), revisions)
+        profile = run_profile(tmp / "profile.yaml", DEFAULT_PROFILE, "certify-the-owners-default-revision")
+        yield Owned(bed, await_quiet(bed.cluster, timeout=180), profile, revisions)
 
 
 def test_a_default_revision_beside_a_canary_is_certified_and_left_as_it_was(owned: Owned, tmp_path: Path) -> None:
