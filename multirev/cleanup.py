@@ -41,6 +41,14 @@ RUN_LABELLED_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kind
                       kinds.SECRET)
 # What `istioctl install` of a revision makes in its namespace and beside it, all labelled istio.io/rev=<revision>
 # (facts.COMPONENT_LABEL's getOwnerLabels; CHART/*.yaml). CRDs carry it too but are the cluster's if it had any.
+
+
+def run_labelled_kinds(*, installs: bool) -> tuple[Kind, ...]:
+    """An --installed run makes no Secret (no `cacerts`, no Helm release), so it never lists them: the ClusterRole
+    it runs under grants no Secret (manifests/rbac/certify-installed.yaml)."""
+    return RUN_LABELLED_KINDS if installs else tuple(kind for kind in RUN_LABELLED_KINDS if kind is not kinds.SECRET)
+
+
 REVISION_NAMESPACED_KINDS = (kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP, kinds.SECRET,
                              kinds.ROLE, kinds.ROLE_BINDING, kinds.PDB, kinds.HPA, kinds.ISTIO_OPERATOR)
 REVISION_CLUSTER_KINDS = (kinds.CLUSTER_ROLE, kinds.CLUSTER_ROLE_BINDING)
@@ -223,7 +231,8 @@ class Removal:
 
     def run_labelled(self) -> None:
         selector = {RUN_ID_LABEL: self.record.run_id}
-        for kind in (*RUN_LABELLED_KINDS, kinds.ISTIO_OPERATOR):
+        installs = not self.record.installed
+        for kind in (*run_labelled_kinds(installs=installs), *([kinds.ISTIO_OPERATOR] if installs else [])):
             for obj in self.cluster.list(kind, labels=selector):
                 if obj["metadata"].get("namespace") != self.record.namespace:  # the record goes last
                     self.delete(kind, obj)

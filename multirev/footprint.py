@@ -71,8 +71,9 @@ class Footprint:
         published = {(cm["metadata"]["namespace"], cm["metadata"]["name"])
                      for cm in cluster.list(kinds.CONFIGMAP, labels=PUBLISHED_LABEL)}
         control_planes = sorted({p.plane.namespace for p in plan.planes})
-        return cls(run_id, namespaces, webhooks, crds, specs, published,
-                   runtime_before=set(istiod_runtime(cluster, control_planes)),
+        # --installed: the istiods are the cluster's, and what they write stays theirs (nor is their CA read).
+        runtime = set() if plan.installed else set(istiod_runtime(cluster, control_planes))
+        return cls(run_id, namespaces, webhooks, crds, specs, published, runtime_before=runtime,
                    webhook_configs_before=istio_hooks)
 
     @property

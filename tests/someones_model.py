@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from fixtures.mesh import build_mesh
-from multirev.backends.existing import CLEANUP_KINDS
 from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.cleanup import run_labelled_kinds
 from multirev.istio import facts
 from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL, MeshPlan
@@ -48,7 +48,7 @@ def stop_like_existing(cluster: Any, run_id: str) -> None:
     """What the existing backend's stop does (multirev/backends/existing.py): the run's labelled objects, then its
     namespaces and its record."""
     selector = {RUN_ID_LABEL: run_id}
-    for kind in CLEANUP_KINDS:
+    for kind in run_labelled_kinds(installs=True):
         for obj in cluster.list(kind, labels=selector):
             cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))
     for namespace in cluster.list(kinds.NAMESPACE, labels=selector):

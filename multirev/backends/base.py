@@ -102,6 +102,9 @@ class Backend(ABC):
     def __init__(self, runner: Runner, clock: Clock) -> None:
         self.runner = runner
         self.clock = clock
+        # feature -> why this run cannot certify it (an --installed run's account lacks a role only it needs):
+        # its tests are skipped with the reason.
+        self.features_withheld: dict[str, str] = {}
 
     @abstractmethod
     def preflight(self) -> None:

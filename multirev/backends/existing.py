@@ -8,7 +8,7 @@ from pathlib import Path
 
 from multirev.backends.base import Backend, BackendInfo, Cluster, Endpoint
 from multirev.backends.kube import KubeCluster, load_api_client, server_of, unreachable_cause
-from multirev.cleanup import RUN_LABELLED_KINDS, cleanup_command, refuse_or_remove_dead_runs
+from multirev.cleanup import cleanup_command, refuse_or_remove_dead_runs, run_labelled_kinds
 from multirev.clock import Clock
 from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
@@ -23,14 +23,13 @@ from multirev.kube import kinds
 from multirev.plan import RUN_ID_LABEL, MeshPlan
 from multirev.profile import Profile
 from multirev.progress import step
+from multirev.rbac import Permission, judge, roles
 from multirev.runrecord import record_namespace
 from multirev.waits import Observation, wait_for
 
 NAMESPACE_DELETE_TIMEOUT = 300.0
 PREFLIGHT_TIMEOUT = (5.0, 10.0)  # connect, read: an unreachable cluster is one line within seconds
 GATEWAY_HTTP_PORT = "http2"  # the port name the suite's IstioOperator gives the gateway's port 80
-# Namespaced kinds the run may create, removed by run-id label at teardown (cluster-scoped ones too).
-CLEANUP_KINDS = RUN_LABELLED_KINDS
 
 
 @dataclass
@@ -57,6 +56,7 @@ class ExistingBackend(Backend):
         self.options = options
         self._cluster: KubeCluster | None = None
         self._keep_record: str | None = None  # why teardown left the run record (keep_record)
+        self._installs = True  # False with --installed: the run then makes no Secret, and never lists any
 
     def preflight(self) -> None:
         api = load_api_client(self.options.kubeconfig, self.options.context)
@@ -88,10 +88,24 @@ class ExistingBackend(Backend):
         if self._cluster is None:
             self.preflight()
         assert self._cluster is not None and profile.installed is not None
+        self._installs = False
+        self._check_permissions(self._cluster)
         certified = certified_profile(profile, find_installed(self._cluster, dict(profile.installed)))
         plan = MeshPlan(certified, self.options.run_id)
         self.options.gateway_services = {p.role: (p.gateway_service_namespace, p.gateway_name) for p in plan.planes}
         return certified
+
+    def _check_permissions(self, cluster: KubeCluster) -> None:
+        """--installed runs under the ClusterRoles of manifests/rbac/certify-installed.yaml: refused in one line if
+        the account lacks one the run needs, the feature skipped if it lacks one only that feature needs."""
+        def allowed(permission: Permission) -> bool:
+            return cluster.allowed(permission.review())
+
+        verdict = judge(allowed, roles())
+        refusal = verdict.refusal(cluster.username())
+        if refusal:
+            raise UsageError(refusal)
+        self.features_withheld.update(verdict.withheld)
 
     def connection_options(self) -> list[str]:
         """The options that reach this cluster, for a command the user is told to run."""
@@ -117,7 +131,7 @@ class ExistingBackend(Backend):
         cluster = self._cluster
         selector = {RUN_ID_LABEL: self.options.run_id}
         record = record_namespace(self.options.run_id)
-        for kind in CLEANUP_KINDS:
+        for kind in run_labelled_kinds(installs=self._installs):
             for obj in cluster.list(kind, labels=selector):
                 if obj["metadata"].get("namespace") != record:  # the record's copies go with it, or stay with it
                     cluster.delete(kind, obj["metadata"]["name"], obj["metadata"].get("namespace"))

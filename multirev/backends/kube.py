@@ -254,5 +254,22 @@ class KubeCluster:
             return HttpResponse(0, {}, f"{type(exc).__name__}: {exc}")
         return HttpResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.text)
 
+    def allowed(self, review: dict) -> bool:
+        """A SelfSubjectAccessReview: may the kubeconfig's user do what `review` (its spec) asks."""
+        answer = self._call("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                            body={"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                                  "spec": review})
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    def username(self) -> str:
+        """Who the API server takes the kubeconfig's user for (SelfSubjectReview, authentication.k8s.io/v1 from
+        Kubernetes 1.28); "the kubeconfig's user" where the server cannot say."""
+        try:
+            answer = self._call("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        except ApiException:
+            return "the kubeconfig's user"
+        return ((answer.get("status") or {}).get("userInfo") or {}).get("username") or "the kubeconfig's user"
+
     def kubernetes_version(self, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> str:
         return self._call("GET", "/version", timeout=timeout).get("gitVersion", "")

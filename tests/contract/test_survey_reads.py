@@ -55,3 +55,22 @@ def _plural_names() -> set[str]:
 def _namespace_of(path: str) -> str | None:
     parts = path.split("/")
     return parts[parts.index("namespaces") + 1] if "namespaces" in parts[:-1] else None
+
+
+def test_an_installed_run_reads_no_secret_at_all(tmp_path: Path, apiserver: tuple[str, ServerState]) -> None:
+    """--installed: the istiods are the cluster's, so the survey does not read their CA Secret, and teardown does not
+    look for Secrets the run never makes: the ClusterRole such a run is documented to need grants none
+    (manifests/rbac/certify-installed.yaml)."""
+    _, state = apiserver
+    put(state, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
+    put(state, {"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "istio-ca-secret", "namespace": "istio-system"}})
+    profile = load_profile("current", installed="stable=1-29-6,canary=1-30-3")
+    plan = MeshPlan(profile, "r1")
+    assert plan.installed
+    backend = _backend(tmp_path, state)
+    Footprint.survey(backend.start(), plan)
+    backend._installs = False  # what installed_profile sets (it also needs a cluster running the revisions)
+    backend.stop()
+    secrets = [r.path for r in state.requests if "secrets" in r.path.split("/")]
+    assert secrets == [], f"an --installed run read Secrets: {secrets}"

@@ -81,9 +81,11 @@ class ExistingBed:
 
 
 @contextmanager
-def existing_cluster(tmp_path: Path, *, run_id: str = BED_RUN_ID) -> Iterator[ExistingBed]:
+def existing_cluster(tmp_path: Path, *, run_id: str = BED_RUN_ID,
+                     audit_users: tuple[str, ...] = ()) -> Iterator[ExistingBed]:
     """Start the local backend's control plane and a release mirror under `tmp_path`; on exit (also on an
-    exception or Ctrl-C) stop it and check that no process, namespace, mount or temporary folder is left."""
+    exception or Ctrl-C) stop it and check that no process, namespace, mount or temporary folder is left.
+    The API server logs `audit_users`' requests to `bed.backend.audit_log`."""
     versions = local_versions()
     require(versions)
     mirror = build_release_mirror(tmp_path / "mirror", versions)
@@ -96,7 +98,7 @@ def existing_cluster(tmp_path: Path, *, run_id: str = BED_RUN_ID) -> Iterator[Ex
         bin_cache=build.default_bin_cache(), work_dir=work,
         # The suite runs on the bed as on any existing cluster, so it sets none of the local-only Istio settings
         # upstream Envoy needs: the bed runs no proxies, and its pods are Ready as KWOK makes them.
-        data_plane=False))
+        data_plane=False, audit_users=audit_users))
     backend.preflight()
     try:
         cluster = backend.start()

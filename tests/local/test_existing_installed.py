@@ -16,7 +16,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jsonschema
@@ -33,6 +33,7 @@ from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 from multirev.report.conformance import schema
 from multirev.waits import Observation, wait_for
+from tests.local import certifier
 from tests.local.conftest import PROFILE
 from tests.local.existing_bed import (
     ExistingBed,
@@ -66,10 +67,22 @@ NOT_OURS = ("test_uninstall_one_revision_keeps_the_other", "test_purge_leaves_no
 
 @dataclass
 class Owned:
-    bed: ExistingBed
+    bed: ExistingBed  # the owner's view: cluster-admin, for installing, snapshots and diffs
     before: dict[Key, dict]
     profile: Path
     revisions: dict[str, str]
+    certifier: ExistingBed  # the run's view: a ServiceAccount bound to exactly the documented ClusterRole
+
+    def nothing_was_forbidden(self) -> None:
+        """Every request of the run was within the Role (the audit log of the certifier's requests)."""
+        log = self.bed.backend.audit_log
+        assert log is not None and log.exists(), "the bed logs the certifier's requests"
+        refused = certifier.forbidden(log)
+        assert refused == [], (f"the run needed more than {certifier.CERTIFY_INSTALLED_ROLE.name} gives: "
+                               + "; ".join(refused))
+        # The survey, teardown and cleanup of an --installed run read no Secret (docs/backends.md "What the run
+        # reads"); only istioctl analyze does, under the optional role.
+        assert certifier.secret_reads_by_the_suite(log) == []
 
 
 def _owners_plan() -> MeshPlan:
@@ -120,15 +133,17 @@ def run_profile(path: Path, builtin: str = PROFILE, name: str = "certify-the-own
 @pytest.fixture(scope="module")
 def owned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owned]:
     tmp = tmp_path_factory.mktemp("installed")
-    with existing_cluster(tmp, run_id="installedbed") as bed:
+    with existing_cluster(tmp, run_id="installedbed", audit_users=(certifier.USER,)) as bed:
         populate_foreign(bed)
         revisions = _install_owners_mesh(bed, tmp / "owner")
-        yield Owned(bed, await_quiet(bed.cluster, timeout=180), run_profile(tmp / "profile.yaml"), revisions)
+        as_certifier = replace(bed, kubeconfig=certifier.bind_certifier(bed, tmp))
+        yield Owned(bed, await_quiet(bed.cluster, timeout=180), run_profile(tmp / "profile.yaml"), revisions,
+                    as_certifier)
 
 
 def test_the_owners_revisions_are_certified_and_left_as_they_were(owned: Owned, tmp_path: Path) -> None:
     installed = ",".join(f"{role}={rev}" for role, rev in owned.revisions.items())
-    run = run_suite_on(owned.bed, tmp_path / "reports", "--profile-file", str(owned.profile), "--installed",
+    run = run_suite_on(owned.certifier, tmp_path / "reports", "--profile-file", str(owned.profile), "--installed",
                        installed, "-q", "-k", " or ".join(ON_THE_API_SERVER + NOT_OURS))
     outcomes = {nodeid: (o["outcome"], o.get("message", "")) for nodeid, o in run.outcomes.items()}
     assert run.returncode == 0, run.output[-4000:]
@@ -151,6 +166,7 @@ def test_the_owners_revisions_are_certified_and_left_as_they_were(owned: Owned, 
     markdown = (tmp_path / "reports" / "conformance.md").read_text()
     assert "| canary as found (--installed) | tags `prod-canary`;" in markdown, markdown
     assert_left_as_it_was(owned.bed, owned.before, "a run certifying the owner's revisions")
+    owned.nothing_was_forbidden()
 
 
 def test_a_namespace_of_the_owners_labelled_for_a_missing_tag_is_named(owned: Owned, tmp_path: Path) -> None:
@@ -161,7 +177,7 @@ def test_a_namespace_of_the_owners_labelled_for_a_missing_tag_is_named(owned: Ow
     create(owned.bed.cluster, namespace)
     try:
         installed = ",".join(f"{role}={rev}" for role, rev in owned.revisions.items())
-        run = run_suite_on(owned.bed, tmp_path / "reports", "--profile-file", str(owned.profile), "--installed",
+        run = run_suite_on(owned.certifier, tmp_path / "reports", "--profile-file", str(owned.profile), "--installed",
                            installed, "-q", "-k", "test_every_namespace_label_names_an_existing_tag_or_revision")
         [(nodeid, outcome)] = run.outcomes.items()
         assert outcome["outcome"] == "failed", run.output[-3000:]
@@ -178,11 +194,56 @@ def test_a_namespace_of_the_owners_labelled_for_a_missing_tag_is_named(owned: Ow
 
         wait_for("Namespace left-on-a-retired-tag to be gone", gone, clock=cluster.clock, timeout=60)
     assert_left_as_it_was(owned.bed, owned.before, "a run that found the owner's mislabelled namespace")
+    owned.nothing_was_forbidden()
+
+
+def test_a_role_narrower_than_documented_is_refused_before_anything_is_made(owned: Owned, tmp_path: Path) -> None:
+    """Real misuse: the account's role lacks exec into pods (which in-mesh requests need on a cluster with proxies).
+    The run stops before it creates anything, in one line naming the account and exactly what it lacks."""
+    narrow = [{**role, "metadata": {"name": f"narrow-{role['metadata']['name']}"},
+               "rules": [{**rule, "resources": [r for r in rule["resources"] if r != "pods/exec"]}
+                         for rule in role["rules"]]}
+              for role in certifier.role_objects()]
+    kubeconfig = certifier.bind(owned.bed, tmp_path, "narrow", narrow)
+    try:
+        installed = ",".join(f"{role}={rev}" for role, rev in owned.revisions.items())
+        run = run_suite_on(replace(owned.bed, kubeconfig=kubeconfig), tmp_path / "reports", "--profile-file",
+                           str(owned.profile), "--installed", installed, "-q", "-k", "analyze")
+        assert run.returncode == 4, run.output[-3000:]  # pytest's usage error
+        [line] = [line for line in run.output.splitlines() if "may not do what the run needs" in line]
+        assert f"system:serviceaccount:{certifier.NAMESPACE}:narrow may not do" in line, line
+        assert "(multirev-certify-installed: get pods/exec, create pods/exec)" in line, line
+        assert "manifests/rbac/certify-installed.yaml" in line, line
+    finally:
+        certifier.unbind(owned.bed, "narrow", narrow)
+    assert_left_as_it_was(owned.bed, owned.before, "a run refused for its account's permissions")
+
+
+def test_without_the_analyze_role_analyze_is_skipped_saying_why(owned: Owned, tmp_path: Path) -> None:
+    """The optional role (every Secret, for istioctl analyze) left unbound: the run goes on, and the analyze tests are
+    skipped with the reason, never passed."""
+    required = [role for role in certifier.role_objects() if role["metadata"]["name"] == "multirev-certify-installed"]
+    as_role = [{**role, "metadata": {"name": "no-analyze-certifier"}} for role in required]
+    kubeconfig = certifier.bind(owned.bed, tmp_path, "no-analyze", as_role)
+    try:
+        installed = ",".join(f"{role}={rev}" for role, rev in owned.revisions.items())
+        run = run_suite_on(replace(owned.bed, kubeconfig=kubeconfig), tmp_path / "reports", "--profile-file",
+                           str(owned.profile), "--installed", installed, "-q", "-k", "analyze")
+        assert run.returncode == 0, run.output[-3000:]
+        analyze = {n: o for n, o in run.outcomes.items() if "test_analyze" in n}
+        assert len(analyze) == 2, run.outcomes
+        for nodeid, outcome in analyze.items():
+            assert outcome["outcome"] == "skipped", (nodeid, outcome)
+            assert "lacks ClusterRole multirev-certify-installed-analyze (list secrets, watch secrets)" in \
+                outcome["message"], outcome
+    finally:
+        certifier.unbind(owned.bed, "no-analyze", as_role)
+    assert_left_as_it_was(owned.bed, owned.before, "a run without the analyze role")
 
 
 def _start(owned: Owned, reports: Path) -> object:
     installed = ",".join(f"{role}={rev}" for role, rev in owned.revisions.items())
-    return start_suite_on(owned.bed, reports, "-s", "-q", "--profile-file", str(owned.profile), "--installed",
+    return start_suite_on(owned.certifier, reports, "-s", "-q", "--profile-file", str(owned.profile), "--installed",
                           installed, "-k", " or ".join(ON_THE_API_SERVER))
 
 
@@ -198,6 +259,7 @@ def test_an_interrupted_run_gives_the_owners_mesh_back(owned: Owned, tmp_path: P
     assert seen and APPLYING in seen[-1], "\n".join(seen[-20:])
     assert interrupt(proc) != 0, "an interrupted run must not report success"
     assert_left_as_it_was(owned.bed, owned.before, "an interrupted run on the owner's revisions")
+    owned.nothing_was_forbidden()
 
 
 def test_a_killed_run_on_the_owners_mesh_is_removed_by_cleanup(owned: Owned, tmp_path: Path) -> None:
@@ -209,7 +271,8 @@ def test_a_killed_run_on_the_owners_mesh_is_removed_by_cleanup(owned: Owned, tmp
     assert seen and APPLYING in seen[-1], "\n".join(seen[-20:])
     time.sleep(1.0)
     assert kill_outright(proc) == -signal.SIGKILL
-    cleanup = cleanup_dead_runs(owned.bed)
+    cleanup = cleanup_dead_runs(owned.certifier)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert "deleted Namespace multirev-run-" in cleanup.stdout, cleanup.stdout + cleanup.stderr
     assert_left_as_it_was(owned.bed, owned.before, "a run on the owner's revisions killed outright, after cleanup")
+    owned.nothing_was_forbidden()

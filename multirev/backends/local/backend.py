@@ -80,6 +80,8 @@ class LocalOptions:
     work_dir: Path  # reports/work/<worker>: process logs are kept there for diagnostics
     gateway_services: dict[str, tuple[str, str]] = field(default_factory=dict)  # role -> (namespace, Service)
     data_plane: bool = True  # False: run no pods (a bed for the existing backend, which sets no Envoy settings)
+    # The API server logs these users' requests (audit Metadata) to work_dir/audit.jsonl: what a Role must allow.
+    audit_users: tuple[str, ...] = ()
 
 
 class NetnsRunner:
@@ -198,6 +200,11 @@ class LocalBackend(Backend):
         self._stopped = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def audit_log(self) -> Path | None:
+        """The API server's audit log of `options.audit_users`' requests (one JSON event per line), if any."""
+        return self.options.work_dir / "audit.jsonl" if self.options.audit_users else None
+
     def preflight(self) -> None:
         NetworkNamespace.check_possible()
         for version in self.options.istio_versions:
@@ -244,6 +251,8 @@ class LocalBackend(Backend):
         self.temp = Path(tempfile.mkdtemp(prefix=f"multirev-local-{self.options.run_id}-"))
         logs = self.options.work_dir / "local-processes"
         shutil.rmtree(logs, ignore_errors=True)
+        if self.audit_log is not None:
+            self.audit_log.unlink(missing_ok=True)  # an earlier start's requests are not this one's
         self.supervisor = Supervisor(logs)
         with step(f"network namespace {self.netns.name}"):
             for name in NetworkNamespace.reap_stale():
@@ -251,7 +260,8 @@ class LocalBackend(Backend):
             self.netns.create()
             self.netns.record_owner(self.temp)
         self._binaries_cache = self._binaries()
-        plane = ControlPlane(self.supervisor, self.netns.prefix(), self.temp, self._binaries_cache)
+        plane = ControlPlane(self.supervisor, self.netns.prefix(), self.temp, self._binaries_cache,
+                             audit_users=self.options.audit_users, audit_log=self.audit_log)
         with step("etcd and kube-apiserver"):
             plane.start_store_and_apiserver()
             assert plane.pki is not None and plane.kubeconfig is not None

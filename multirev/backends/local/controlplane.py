@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import yaml
 
 from multirev.backends.local.certs import Pki, make_pki, write_kubeconfig
 from multirev.backends.local.processes import Managed, Supervisor
@@ -51,6 +52,20 @@ def etcd_argv(binary: Path, data_dir: Path) -> list[str]:
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"local={peer}", "--unsafe-no-fsync", "--log-level", "warn"]
+
+
+def audit_policy(users: tuple[str, ...]) -> dict:
+    """Metadata (who, verb, resource, namespace, name, decision; no bodies) for the requests of `users` only
+    (k8s.io/apiserver@v0.35.3 pkg/apis/audit/v1/types.go Policy, PolicyRule.Users; rules apply in order)."""
+    return {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata", "users": list(users)}, {"level": "None"}]}
+
+
+def audit_argv(policy: Path, log: Path) -> list[str]:
+    # cmd/kube-apiserver/app/options@v1.35.4 (k8s.io/apiserver pkg/server/options/audit.go): the log backend
+    # writes one JSON event per line, blocking, so an event is on disk once its request has been answered.
+    return [f"--audit-policy-file={policy}", f"--audit-log-path={log}", "--audit-log-format=json",
+            "--audit-log-mode=blocking", "--audit-log-maxbackup=0"]
 
 
 def apiserver_argv(binary: Path, pki: Pki) -> list[str]:
@@ -137,13 +152,21 @@ class ControlPlane:
     binaries: Binaries
     pki: Pki | None = None
     kubeconfig: Path | None = None  # for processes inside the namespace
+    audit_users: tuple[str, ...] = ()  # whose requests the API server logs to `audit_log`
+    audit_log: Path | None = None
 
     def start_store_and_apiserver(self) -> None:
         self.pki = make_pki(self.folder / "pki", SERVICE_IP)
         self.kubeconfig = write_kubeconfig(self.folder / "inside.kubeconfig", self.pki,
                                            f"https://127.0.0.1:{APISERVER_PORT}")
         self._start("etcd", etcd_argv(self.binaries.etcd, self.folder / "etcd"))
-        self._start("kube-apiserver", apiserver_argv(self.binaries.kube_apiserver, self.pki))
+        argv = apiserver_argv(self.binaries.kube_apiserver, self.pki)
+        if self.audit_users:
+            assert self.audit_log is not None, "audit_users needs audit_log"
+            policy = self.folder / "audit-policy.yaml"
+            policy.write_text(yaml.safe_dump(audit_policy(self.audit_users)))
+            argv += audit_argv(policy, self.audit_log)
+        self._start("kube-apiserver", argv)
 
     def start_controllers(self) -> None:
         assert self.pki is not None and self.kubeconfig is not None
