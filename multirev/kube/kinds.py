@@ -67,6 +67,20 @@ DESTINATION_RULE = Kind("networking.istio.io/v1beta1", "DestinationRule", "desti
 SERVICE_ENTRY = Kind("networking.istio.io/v1beta1", "ServiceEntry", "serviceentries", True)
 ISTIO_CONFIG: tuple[Kind, ...] = (GATEWAY, VIRTUAL_SERVICE, DESTINATION_RULE, SERVICE_ENTRY)
 
+# Gateway API (the `gateway-api` feature). Not in ALL: its Gateway shares a kind name with Istio's, which by_kind
+# answers. v1 is what Istio 1.29 and later watch (pkg/config/schema/gvk/resources.gen.go@1.29.0); 1.18 and 1.19 read
+# v1beta1, which the standard CRDs of v1.5.1 and v1.6.0 still serve.
+K8S_GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways", True)
+HTTP_ROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", True)
+GATEWAY_CLASS = Kind("gateway.networking.k8s.io/v1", "GatewayClass", "gatewayclasses", False)
+# The standard channel's install manifest also holds an admission policy (config/crd/standard/
+# gateway.networking.k8s.io_vap_safeupgrades.yaml@v1.5.1).
+VALIDATING_ADMISSION_POLICY = Kind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy",
+                                   "validatingadmissionpolicies", False)
+VALIDATING_ADMISSION_POLICY_BINDING = Kind("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding",
+                                           "validatingadmissionpolicybindings", False)
+GATEWAY_API: tuple[Kind, ...] = (K8S_GATEWAY, HTTP_ROUTE, GATEWAY_CLASS)
+
 ALL: tuple[Kind, ...] = (
     NAMESPACE, POD, SERVICE, CONFIGMAP, SERVICEACCOUNT, SECRET, EVENT, NODE, DEPLOYMENT,
     MUTATING_WEBHOOK, VALIDATING_WEBHOOK, CLUSTER_ROLE, CLUSTER_ROLE_BINDING, ROLE, ROLE_BINDING,
@@ -76,6 +90,10 @@ _BY_KEY = {(k.api_version, k.kind): k for k in ALL}
 for _istio in ISTIO_CONFIG:
     for _served in ("v1alpha3", "v1"):
         _BY_KEY[(f"networking.istio.io/{_served}", _istio.kind)] = _istio
+for _extra in (*GATEWAY_API, VALIDATING_ADMISSION_POLICY, VALIDATING_ADMISSION_POLICY_BINDING):
+    _BY_KEY[(_extra.api_version, _extra.kind)] = _extra
+for _beta in (K8S_GATEWAY, HTTP_ROUTE, GATEWAY_CLASS):
+    _BY_KEY[("gateway.networking.k8s.io/v1beta1", _beta.kind)] = _beta
 _BY_KIND = {k.kind: k for k in (*ALL, LEASE)}
 
 

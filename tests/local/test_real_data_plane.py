@@ -12,19 +12,23 @@ import copy
 import importlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+import yaml
 
 from fixtures.mesh import MeshSetup, build_mesh
 from multirev import budget
+from multirev.backends.local import build
 from multirev.backends.local.backend import LocalBackend
 from multirev.backends.local.pins import KUBERNETES
 from multirev.backends.local.pods.envoy import ENVOY_FOR_ISTIO_MINOR, istio_minor
 from multirev.backends.simulated.backend import SimulatedBackend
-from multirev.checks.gateway import check_productpage
+from multirev.checks.gateway import check_productpage, check_unrouted
+from multirev.checks.gateway_api import check_deployed_by, check_gateway_status, check_route_status
 from multirev.commands import Transcript
 from multirev.istio import operator
+from multirev.istio.gateway_api import deployment_name
 from multirev.istio.trust import CACERTS_SECRET, MeshTrust
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
@@ -363,3 +367,112 @@ def test_a_canary_with_a_root_of_its_own_breaks_the_upgrade(mesh: MeshSetup, mon
             "apiVersion": "v1", "kind": "Secret", "type": original.get("type", "Opaque"), "data": original["data"],
             "metadata": {k: original["metadata"][k] for k in ("name", "namespace", "labels")}})
         canary_upgrade.move(mesh, app, stable.plane.tag, canary, stable)
+
+
+# -- Gateway API under two revisions (issue 28) ------------------------------------------------------------------
+
+
+def _gateway_api_objects(role: str, tag: str, app: str) -> list[dict]:
+    """A Gateway of class istio labelled with the revision's tag (reachable in-cluster: ClusterIP), and an HTTPRoute
+    from its own host to Bookinfo's productpage."""
+    gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": f"bookinfo-{role}", "namespace": app, "labels": {"istio.io/rev": tag},
+                            # istio@1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go
+                            # configureIstioGateway: the Service's type (default LoadBalancer, which nothing serves).
+                            "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
+               "spec": {"gatewayClassName": "istio", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+             "metadata": {"name": f"bookinfo-{role}", "namespace": app},
+             "spec": {"parentRefs": [{"name": f"bookinfo-{role}"}], "hostnames": [f"{role}.gateway-api.example"],
+                      "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/productpage"}}],
+                                 "backendRefs": [{"name": "productpage", "port": 9080}]}]}}
+    return [gateway, route]
+
+
+def test_gateway_api_gateways_are_deployed_by_their_owner_and_serve_their_own_routes(mesh: MeshSetup) -> None:
+    """On real istiods: the Gateway API CRDs (the standard channel these minors are built with, made from the
+    verified module), then in each revision's app namespace a Gateway labelled with the revision's tag and an
+    HTTPRoute to productpage. Each is deployed by its owner's deployment controller alone (pod template rendered by
+    that revision, its proxy version), Accepted and Programmed, its route Accepted by Istio's controller; each
+    gateway serves its own host (200) and not the other's (404). Then real misuse: the stable Gateway relabelled
+    with the canary's tag is redeployed by the canary, and the ownership check names it."""
+    manifest = build.gateway_api_manifest(local_versions())
+    assert manifest is not None, "no Gateway API CRDs are pinned for the local-dev minors"
+    crds = [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc]
+    cluster = mesh.cluster
+    backend = mesh.backend
+    assert isinstance(backend, LocalBackend)
+    made: list[dict] = []
+    try:
+        for doc in crds:
+            cluster.apply(doc)
+        planes = {role: mesh.plan.plane(role).plane for role in ("stable", "canary")}
+        for role, plane in planes.items():
+            for obj in _gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
+                cluster.apply(obj)
+                made.append(obj)
+
+        def owned_and_programmed(role: str) -> Callable[[], Observation[list[str]]]:
+            plane = planes[role]
+            app = plane.app_namespaces[0]
+
+            def observe() -> Observation[list[str]]:
+                gateway = cluster.get(kinds.K8S_GATEWAY, f"bookinfo-{role}", app)
+                route = cluster.get(kinds.HTTP_ROUTE, f"bookinfo-{role}", app)
+                if gateway is None or route is None:
+                    return Observation(False, ["not there yet"], "the Gateway or HTTPRoute is not there yet")
+                problems = check_deployed_by(gateway, cluster.list(kinds.DEPLOYMENT, app), plane.revision,
+                                             str(plane.version))
+                problems += check_gateway_status(gateway) + check_route_status(route, f"bookinfo-{role}")
+                return Observation(not problems, problems, "; ".join(problems))
+            return observe
+
+        for role in planes:
+            assert wait_problem(f"the {role} Gateway API gateway deployed and programmed by its owner",
+                                owned_and_programmed(role), clock=cluster.clock, timeout=180, interval=2) is None
+        for role, plane in planes.items():
+            other = "canary" if role == "stable" else "stable"
+            endpoint = backend.service_endpoint(plane.app_namespaces[0], deployment_name(f"bookinfo-{role}"), "http")
+            host = f"{role}.gateway-api.example"
+            where = f"the {role} Gateway API gateway"
+
+            def serves(endpoint=endpoint, host=host, where=where) -> Observation[list[str]]:
+                problems = check_productpage(where, gateway_get(cluster, endpoint, "/productpage", host))
+                return Observation(not problems, problems, "; ".join(problems))
+
+            assert wait_problem(f"{where} to serve {host}", serves, clock=cluster.clock, timeout=120,
+                                interval=2) is None
+            response = gateway_get(cluster, endpoint, "/productpage", f"{other}.gateway-api.example")
+            assert check_unrouted(where, "/productpage", f"{other}.gateway-api.example", f"the {other} gateway",
+                                  response) == []
+
+        # Misuse: the stable Gateway now names the canary's tag, in a namespace the canary's istiod does not watch
+        # (discoverySelectors). The canary never sees it, the stable istiod no longer takes it (IsMine): its
+        # Deployment stays as the stable revision rendered it, owned by nobody. The ownership check, asked for the
+        # owner the label names, says so.
+        stable_app = planes["stable"].app_namespaces[0]
+        canary = planes["canary"]
+        cluster.label(kinds.K8S_GATEWAY, "bookinfo-stable", {"istio.io/rev": canary.tag}, stable_app)
+        cluster.clock.sleep(15)  # time for a takeover that a deployment controller watching it would make
+        gateway = cluster.get(kinds.K8S_GATEWAY, "bookinfo-stable", stable_app)
+        assert gateway is not None
+        problems = check_deployed_by(gateway, cluster.list(kinds.DEPLOYMENT, stable_app), canary.revision,
+                                     str(canary.version))
+        assert any(f"Deployment {stable_app}/bookinfo-stable-istio for Gateway {stable_app}/bookinfo-stable was "
+                   f"rendered by revision {planes['stable'].revision}, not by its owner {canary.revision}" in p
+                   for p in problems), problems
+    finally:
+        for obj in reversed(made):
+            cluster.delete(kinds.of(obj), obj["metadata"]["name"], obj["metadata"]["namespace"])
+
+        def deployments_gone() -> Observation[list[str]]:
+            left = [f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+                    for role in ("stable", "canary")
+                    for d in cluster.list(kinds.DEPLOYMENT, mesh.plan.plane(role).plane.app_namespaces[0])
+                    if "gateway.networking.k8s.io/gateway-name" in (d["metadata"].get("labels") or {})]
+            return Observation(not left, left, f"left: {left}")
+
+        wait_for("the Gateway API gateways to be gone", deployments_gone, clock=cluster.clock, timeout=120,
+                 interval=2)
+        for doc in reversed(crds):
+            cluster.delete(kinds.of(doc), doc["metadata"]["name"])

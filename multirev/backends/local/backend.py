@@ -470,22 +470,30 @@ class LocalBackend(Backend):
     def gateway_endpoint(self, role: str) -> Endpoint:
         """A loopback port on the host forwarded to a ready pod of the role's ingress gateway Service, on the
         Service's HTTP targetPort: where a NodePort would take the request."""
-        if self.data_plane_missing:
-            raise EnvironmentProblem(f"the {role} gateway cannot be reached: {self.data_plane_missing}")
         if role not in self.options.gateway_services:
             raise EnvironmentProblem(f"no gateway Service is known for the {role} revision")
-        if role not in self.gateway_forwarders:
-            forwarder = Forwarder(self.netns.name, 0, resolve=lambda: self._gateway_target(role))
-            forwarder.start()
-            self.gateway_forwarders[role] = forwarder
-        return Endpoint("127.0.0.1", self.gateway_forwarders[role].port)
-
-    def _gateway_target(self, role: str) -> tuple[str, int] | None:
-        assert self._cluster is not None
         namespace, name = self.options.gateway_services[role]
+        return self.service_endpoint(namespace, name, GATEWAY_HTTP_PORT, what=f"the {role} gateway")
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str, *, what: str = "") -> Endpoint:
+        """A loopback port on the host forwarded to a ready endpoint of the Service's port `port_name` (its
+        targetPort), resolved afresh as pods come and go: a Gateway API gateway's Service, say."""
+        if self.data_plane_missing:
+            raise EnvironmentProblem(f"{what or f'Service {namespace}/{service}'} cannot be reached: "
+                                     f"{self.data_plane_missing}")
+        key = f"{namespace}/{service}:{port_name}"
+        if key not in self.gateway_forwarders:
+            forwarder = Forwarder(self.netns.name, 0,
+                                  resolve=lambda: self._ready_endpoint(namespace, service, port_name))
+            forwarder.start()
+            self.gateway_forwarders[key] = forwarder
+        return Endpoint("127.0.0.1", self.gateway_forwarders[key].port)
+
+    def _ready_endpoint(self, namespace: str, name: str, port_name: str) -> tuple[str, int] | None:
+        assert self._cluster is not None
         service = self._cluster.get(kinds.SERVICE, name, namespace)
         port = next((p for p in ((service or {}).get("spec") or {}).get("ports") or []
-                     if p.get("name") == GATEWAY_HTTP_PORT), None)
+                     if p.get("name") == port_name), None)
         if port is None:
             return None
         for endpoint_slice in self._cluster.list(kinds.ENDPOINTSLICE, namespace,

@@ -27,6 +27,8 @@ from pathlib import Path
 from multirev.backends.local.pins import ETCD, HELM, ISTIO, KUBERNETES, KWOK, IstioPin, ModulePin, Replacement
 from multirev.cachelock import cache_entry_lock
 from multirev.errors import EnvironmentProblem, UsageError
+from multirev.istio import gateway_api
+from multirev.istio.versions import IstioVersion
 
 GO_MIN = (1, 26)  # kwok@v0.8.0 and istio release-1.31 declare `go 1.26.0` in go.mod
 BUILD_INFO = "BUILD-INFO.json"
@@ -433,6 +435,35 @@ def ensure_built(istio_versions: list[str], cache: Path | None = None,
     return folders
 
 
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+
+
+def gateway_api_manifest(istio_versions: list[str], cache: Path | None = None) -> Path | None:
+    """The Gateway API standard channel's install manifest for these Istio versions (the newer of the modules their
+    go.mod require: multirev/istio/gateway_api.py), built from the verified module as the release script builds it
+    and checked against the release's sha256; kept in the cache, so a run needs no Go module cache. None where no
+    version is pinned for these minors."""
+    cache = cache or default_bin_cache()
+    module = gateway_api.module_for([IstioVersion.parse(v) for v in istio_versions])
+    if module is None or module.version not in gateway_api.RELEASE_SHA256:
+        return None
+    path = cache / "gateway-api" / module.version / "standard-install.yaml"
+    if path.exists():
+        return path
+    with cache_entry_lock(path.parent, timeout=BUILD_LOCK_TIMEOUT, what=f"Gateway API {module.version} CRDs"):
+        if not path.exists():
+            pin = ModulePin(GATEWAY_API_MODULE, module.version, module.zip_sum, module.source)
+            try:
+                text = gateway_api.verified_manifest(gateway_api.install_manifest(module_source(pin)), module.version)
+            except ValueError as exc:
+                raise EnvironmentProblem(str(exc)) from None
+            partial = path.with_suffix(".partial")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(text)
+            partial.rename(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     from multirev.backends.local.pods.envoy import ensure_envoys
     from multirev.profile import builtin_profiles, load_profile
@@ -453,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}: {folder}")
         for version, binary in ensure_envoys(versions, args.cache or default_bin_cache()).items():
             print(f"envoy for istio/{version}: {binary}")
+        crds = gateway_api_manifest(versions, args.cache)
+        print(f"Gateway API CRDs: {crds or 'none pinned for these Istio minors'}")
         print(f"[multirev] local binaries ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
     except UsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -195,6 +195,7 @@ class DataPlane:
         running = RunningPod(meta["namespace"], meta["name"], meta["uid"], ip,
                              self.network.add(ip, meta["namespace"], meta["name"]), root)
         try:
+            running.netns.apply_sysctls(pod)
             self._run_containers(pod, running)
         except Exception as exc:
             running.problem = f"{type(exc).__name__}: {exc}"

@@ -45,6 +45,16 @@ class PodNetns:
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.name]
 
+    def apply_sysctls(self, pod: dict) -> None:
+        """The pod's `securityContext.sysctls` of the network namespace (`net.*`), as the container runtime sets
+        them in the pod's sandbox (kubernetes pkg/kubelet/kuberuntime/kuberuntime_sandbox.go@v1.35.4 passes them
+        to the runtime). A Gateway API gateway's pod asks net.ipv4.ip_unprivileged_port_start=0 so that its proxy,
+        uid 1337, binds port 80 itself (istio@1.30.3 manifests/charts/istio-control/istio-discovery/files/
+        kube-gateway.yaml)."""
+        for sysctl in ((pod.get("spec") or {}).get("securityContext") or {}).get("sysctls") or []:
+            if str(sysctl.get("name", "")).startswith("net."):
+                _sysctl(self.name, sysctl["name"], str(sysctl.get("value", "")))
+
 
 class PodNetwork:
     """Creates and removes pod namespaces inside one run namespace; thread-safe."""
