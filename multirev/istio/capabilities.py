@@ -132,6 +132,12 @@ CAPABILITIES: tuple[Capability, ...] = (
         "(for `default`, istiod-default-validator)",
     ),
     Capability(
+        "gateway-status-resolved-refs", (1, 31), None,
+        "istio@1.31.0-rc.0:pilot/pkg/config/kube/gateway/conversion.go reportGatewayStatus (gatewayConditions holds "
+        "ResolvedRefs); absent at 1.30.3; seen on the real 1.31-dev and 1.30-dev istiods (tests/local)",
+        "a Gateway API Gateway's status carries a ResolvedRefs condition beside Accepted and Programmed",
+    ),
+    Capability(
         "proxy-status-subscribed-types", (1, 29), None,
         "istio@1.29.0:istioctl/pkg/proxystatus/proxystatus.go",
         "`proxy-status` prints NAME CLUSTER ISTIOD VERSION SUBSCRIBED TYPES instead of per-xDS columns",

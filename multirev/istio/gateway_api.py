@@ -10,6 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from multirev.cachelock import cache_entry_lock
+from multirev.download import download_pinned
+from multirev.errors import UsageError
 from multirev.istio.versions import IstioVersion
 
 DEFAULT = "default"  # the tag, and the REVISION of an istiod installed without one
@@ -50,7 +53,8 @@ def module_for(versions: list[IstioVersion]) -> GatewayApiModule | None:
 # The release script concatenates the module's config/crd/standard/gateway*.yaml under a header
 # (hack/build-install-yaml.sh@v1.5.1, same at v1.6.0), so the same bytes are built from the module (install_manifest)
 # where nothing can be downloaded (the local backend) and downloaded from the release elsewhere.
-RELEASE_URL = "https://github.com/kubernetes-sigs/gateway-api/releases/download/{version}/standard-install.yaml"
+RELEASE_MIRROR = "https://github.com/kubernetes-sigs/gateway-api/releases/download"  # <mirror>/<version>/<file>
+RELEASE_FILE = "standard-install.yaml"
 RELEASE_SHA256 = {
     # The release asset's digest as another project pins it, and what install_manifest makes of the module whose
     # h1: istio@1.30.3:go.sum holds (both checked 2026-12-07).
@@ -79,6 +83,23 @@ def verified_manifest(text: str, version: str) -> str:
         raise ValueError(f"Gateway API {version} standard-install.yaml has sha256 {digest}, expected {expected} "
                          "(multirev/istio/gateway_api.py RELEASE_SHA256)")
     return text
+
+
+def ensure_release_manifest(version: str, *, cache: Path, mirror: str = RELEASE_MIRROR) -> Path:
+    """The release's standard-install.yaml of `version` (`<mirror>/<version>/standard-install.yaml`, a URL or a
+    folder), downloaded once into `<cache>/gateway-api/<version>/` and kept only if its sha256 is RELEASE_SHA256's;
+    for the backends that can download (kind, existing)."""
+    expected = RELEASE_SHA256.get(version)
+    if expected is None:
+        raise UsageError(f"no sha256 is pinned for the Gateway API {version} release manifest "
+                         f"(pinned: {', '.join(sorted(RELEASE_SHA256))}; multirev/istio/gateway_api.py)")
+    target = cache / "gateway-api" / version / RELEASE_FILE
+    if target.exists():
+        return target
+    with cache_entry_lock(target.parent, timeout=600, what=f"downloading Gateway API {version}"):
+        if not target.exists():
+            download_pinned(f"{mirror.rstrip('/')}/{version}/{RELEASE_FILE}", expected, target)
+    return target
 
 
 def _semver(text: str) -> tuple[int, ...]:

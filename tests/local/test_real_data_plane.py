@@ -42,6 +42,7 @@ from multirev.waits import Observation, wait_for, wait_problem
 from suites import moves as canary_upgrade
 from suites.conftest import BOOKINFO, CLIENT
 from suites.scenario import apply_and_await_push, wait_namespace_rolled_out, wait_rolled_out, wait_until_served
+from tests.gateway_api_scenario import gateway_api_objects, observe
 from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 from tests.local.test_real_cluster import _restart_istiod_with
 
@@ -372,28 +373,13 @@ def test_a_canary_with_a_root_of_its_own_breaks_the_upgrade(mesh: MeshSetup, mon
 # -- Gateway API under two revisions (issue 28) ------------------------------------------------------------------
 
 
-def _gateway_api_objects(role: str, tag: str, app: str) -> list[dict]:
-    """A Gateway of class istio labelled with the revision's tag (reachable in-cluster: ClusterIP), and an HTTPRoute
-    from its own host to Bookinfo's productpage."""
-    gateway = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
-               "metadata": {"name": f"bookinfo-{role}", "namespace": app, "labels": {"istio.io/rev": tag},
-                            # istio@1.30.3 pilot/pkg/config/kube/gatewaycommon/deploymentcontroller.go
-                            # configureIstioGateway: the Service's type (default LoadBalancer, which nothing serves).
-                            "annotations": {"networking.istio.io/service-type": "ClusterIP"}},
-               "spec": {"gatewayClassName": "istio", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}
-    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-             "metadata": {"name": f"bookinfo-{role}", "namespace": app},
-             "spec": {"parentRefs": [{"name": f"bookinfo-{role}"}], "hostnames": [f"{role}.gateway-api.example"],
-                      "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/productpage"}}],
-                                 "backendRefs": [{"name": "productpage", "port": 9080}]}]}}
-    return [gateway, route]
-
-
-def test_gateway_api_gateways_are_deployed_by_their_owner_and_serve_their_own_routes(mesh: MeshSetup) -> None:
+def test_gateway_api_gateways_are_deployed_by_their_owner_and_serve_their_own_routes(
+        mesh: MeshSetup, tmp_path_factory: pytest.TempPathFactory) -> None:
     """On real istiods: the Gateway API CRDs (the standard channel these minors are built with, made from the
     verified module), then in each revision's app namespace a Gateway labelled with the revision's tag and an
     HTTPRoute to productpage. Each is deployed by its owner's deployment controller alone (pod template rendered by
-    that revision, its proxy version), Accepted and Programmed, its route Accepted by Istio's controller; each
+    that revision, its proxy version), Accepted and Programmed, its route Accepted by Istio's controller (and the
+    model, given the same objects, shows the same owners, versions and conditions); each
     gateway serves its own host (200) and not the other's (404). Then real misuse: the stable Gateway relabelled
     with the canary's tag is redeployed by the canary, and the ownership check names it."""
     manifest = build.gateway_api_manifest(local_versions())
@@ -408,7 +394,7 @@ def test_gateway_api_gateways_are_deployed_by_their_owner_and_serve_their_own_ro
             cluster.apply(doc)
         planes = {role: mesh.plan.plane(role).plane for role in ("stable", "canary")}
         for role, plane in planes.items():
-            for obj in _gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
+            for obj in gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
                 cluster.apply(obj)
                 made.append(obj)
 
@@ -430,6 +416,19 @@ def test_gateway_api_gateways_are_deployed_by_their_owner_and_serve_their_own_ro
         for role in planes:
             assert wait_problem(f"the {role} Gateway API gateway deployed and programmed by its owner",
                                 owned_and_programmed(role), clock=cluster.clock, timeout=180, interval=2) is None
+        # The model, given the same plan, manifests and Gateway API objects, deploys and programs them alike.
+        work = tmp_path_factory.mktemp("model-gateway-api")
+        model_backend = SimulatedBackend(Transcript(work / "transcript.jsonl"), seed=1, faults=[],
+                                         node_image=NODE_IMAGES[KubeVersion.parse(KUBERNETES.version)],
+                                         work_dir=work, host_port_base=18080)
+        model = build_mesh(mesh.plan, model_backend, model_backend.start(), work, set(BOOKINFO))
+        for obj in made:
+            model.cluster.apply(obj)
+        model.cluster.settle(30)
+        model.cluster.settle(30)
+        apps = {role: plane.app_namespaces[0] for role, plane in planes.items()}
+        real_seen, model_seen = observe(cluster, apps), observe(model.cluster, apps)
+        assert model_seen == real_seen, f"model vs real:\n{model_seen}\n{real_seen}"
         for role, plane in planes.items():
             other = "canary" if role == "stable" else "stable"
             endpoint = backend.service_endpoint(plane.app_namespaces[0], deployment_name(f"bookinfo-{role}"), "http")

@@ -68,3 +68,40 @@ def test_the_crds_come_from_the_newer_module_of_the_run() -> None:
     assert module_for([V119, IstioVersion.parse("1.18.5")]) == MODULES[(1, 19)]
     assert module_for([IstioVersion.parse("1.24.0"), V130]) is None
     assert deployment_name("bookinfo-gateway") == "bookinfo-gateway-istio"
+
+
+def test_the_release_manifest_is_kept_only_when_its_sha256_is_the_pinned_one(tmp_path, monkeypatch) -> None:
+    import hashlib
+
+    from multirev.errors import EnvironmentProblem, UsageError
+    from multirev.istio import gateway_api
+
+    mirror = tmp_path / "mirror"
+    (mirror / "v9.9.9").mkdir(parents=True)
+    (mirror / "v9.9.9" / "standard-install.yaml").write_text("kind: CustomResourceDefinition\n")
+    monkeypatch.setitem(gateway_api.RELEASE_SHA256, "v9.9.9", "0" * 64)
+    with pytest.raises(EnvironmentProblem, match="sha256 mismatch"):
+        gateway_api.ensure_release_manifest("v9.9.9", cache=tmp_path / "cache", mirror=str(mirror))
+    assert not (tmp_path / "cache/gateway-api/v9.9.9/standard-install.yaml").exists()
+    digest = hashlib.sha256(b"kind: CustomResourceDefinition\n").hexdigest()
+    monkeypatch.setitem(gateway_api.RELEASE_SHA256, "v9.9.9", digest)
+    kept = gateway_api.ensure_release_manifest("v9.9.9", cache=tmp_path / "cache", mirror=str(mirror))
+    assert kept.read_text() == "kind: CustomResourceDefinition\n"
+    with pytest.raises(UsageError, match="no sha256 is pinned for the Gateway API v0.1.0"):
+        gateway_api.ensure_release_manifest("v0.1.0", cache=tmp_path / "cache", mirror=str(mirror))
+
+
+def test_the_manifest_built_from_a_module_is_verified_against_the_pin(tmp_path) -> None:
+    from multirev.istio.gateway_api import install_manifest, verified_manifest
+
+    module = tmp_path / "gateway-api"
+    (module / "hack/boilerplate").mkdir(parents=True)
+    (module / "hack/boilerplate/boilerplate.sh.txt").write_text("# Copyright\n")
+    (module / "config/crd/standard").mkdir(parents=True)
+    for name in ("gateway.networking.k8s.io_httproutes.yaml", "gateway.networking.k8s.io_gateways.yaml"):
+        (module / "config/crd/standard" / name).write_text(f"name: {name}\n")
+    text = install_manifest(module)
+    assert text.startswith("# Copyright\n#\n# Gateway API Standard channel install\n#\n---\n#\n"
+                           "# config/crd/standard/gateway.networking.k8s.io_gateways.yaml\n#\n")
+    with pytest.raises(ValueError, match="standard-install.yaml has sha256 .* expected 751002b3"):
+        verified_manifest(text, "v1.5.1")

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 ISTIO_CONFIG_KINDS = {k.kind for k in kinds.ISTIO_CONFIG}
 
+
+def is_istio_config(kind: Kind) -> bool:
+    """Istio networking config (Gateway API's Gateway shares a kind name with Istio's)."""
+    return kind.kind in ISTIO_CONFIG_KINDS and kind.api_version.startswith("networking.istio.io/")
+
 POD_START_SECONDS = 4.0
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "local-path-storage")
 
@@ -84,7 +89,7 @@ class SimulatedCluster:
             meta["labels"] = self.hooks.apply("namespace_labels", labels, name=meta["name"])
         if kind is kinds.POD:
             return self.create_pod(obj)
-        if kind.kind in ISTIO_CONFIG_KINDS:
+        if is_istio_config(kind):
             obj = self.hooks.apply("istio_config", obj)
         if existing is not None and kind is kinds.DEPLOYMENT:
             obj.setdefault("status", existing.get("status", {}))
@@ -93,7 +98,7 @@ class SimulatedCluster:
         stored = self.store.put(kind, obj)
         if kind is kinds.DEPLOYMENT:
             self._sync_deployment(stored["metadata"]["namespace"], stored["metadata"]["name"])
-        if kind.kind in ISTIO_CONFIG_KINDS and self.mesh is not None:
+        if is_istio_config(kind) and self.mesh is not None:
             self.mesh.on_config_change(stored)
         return self.store.get(kind, meta["name"], meta.get("namespace")) or stored
 
@@ -153,7 +158,7 @@ class SimulatedCluster:
                 raise AdmissionDenied(f'namespaces "{namespace}" not found')
             if kind is kinds.POD:
                 return self._mutate(obj, labels_of(self.store.raw(kinds.NAMESPACE, namespace)))
-            if kind.kind in ISTIO_CONFIG_KINDS:
+            if is_istio_config(kind):
                 self._validate(obj)
         except AdmissionDenied as denied:
             raise AdmissionRefused(str(denied)) from denied
@@ -195,7 +200,7 @@ class SimulatedCluster:
                 for obj in self.store.raw_list(served):
                     self.delete(served, obj["metadata"]["name"], obj["metadata"].get("namespace"))
         existing = self.store.get(kind, name, namespace)
-        if existing is not None and kind.kind in ISTIO_CONFIG_KINDS and self.mesh is not None:
+        if existing is not None and is_istio_config(kind) and self.mesh is not None:
             self.mesh.on_config_change(existing)
         return self.store.delete(kind, name, namespace)
 
@@ -326,6 +331,7 @@ class SimulatedCluster:
                           updatedReplicas=updated, observedGeneration=deploy["metadata"].get("generation", 1))
         if self.mesh is not None:
             self.mesh.foreign_istiods_write_roots()  # an istiod the run did not install writes its root back
+            self.mesh.gateway_api.reconcile()
 
     @staticmethod
     def _template_hash(deploy: Obj) -> str:

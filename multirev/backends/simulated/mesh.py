@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from multirev.backends.simulated.cluster import Refused, SimulatedCluster
+from multirev.backends.simulated.gateway_api import GatewayApiController
 from multirev.checks.xds import config_keys
 from multirev.commands import Completed
 from multirev.istio import facts, trust
@@ -65,6 +66,7 @@ class MeshModel:
         self.cluster = cluster
         self.revisions: dict[str, Revision] = {}
         self.gateway_logs: dict[tuple[str, str], list[str]] = {}
+        self.gateway_api = GatewayApiController(self)
         cluster.mesh = self
 
     # -- install ---------------------------------------------------------------------------------
@@ -513,6 +515,10 @@ class MeshModel:
         rev_label = labels_of(obj).get(facts.REV_LABEL)
         if rev_label and rev_label != revision.name:
             return False
+        return self.watches_namespace(revision, obj["metadata"].get("namespace", ""))
+
+    def watches_namespace(self, revision: Revision, namespace: str) -> bool:
+        """Whether the revision's discoverySelectors (where they scope config) select the namespace."""
         selectors = revision.mesh_config.get("discoverySelectors")
         if not selectors:
             return True
@@ -520,8 +526,8 @@ class MeshModel:
             default = "true" if revision.version.minor_line >= (1, 22) else "false"
             if revision.env.get("ENABLE_ENHANCED_RESOURCE_SCOPING", default) != "true":
                 return True
-        namespace = self.cluster.store.raw(kinds.NAMESPACE, obj["metadata"].get("namespace", ""))
-        ns_labels = labels_of(namespace) if namespace else {}
+        found = self.cluster.store.raw(kinds.NAMESPACE, namespace)
+        ns_labels = labels_of(found) if found else {}
         return any(matches_selector(ns_labels, selector) for selector in selectors)
 
     def on_config_change(self, obj: Obj) -> None:

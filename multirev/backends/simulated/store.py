@@ -15,7 +15,8 @@ class ObjectStore:
     """Objects indexed by kind, kept in creation order (which makes every listing deterministic)."""
 
     def __init__(self) -> None:
-        self._by_kind: dict[str, dict[Key, Obj]] = {}
+        # By group and kind: Istio's Gateway and Gateway API's share the kind name.
+        self._by_kind: dict[tuple[str, str], dict[Key, Obj]] = {}
         self._versions = itertools.count(1)
 
     @staticmethod
@@ -28,7 +29,7 @@ class ObjectStore:
         meta = obj.setdefault("metadata", {})
         if not kind.namespaced:
             meta.pop("namespace", None)
-        objects = self._by_kind.setdefault(kind.kind, {})
+        objects = self._by_kind.setdefault(_bucket(kind), {})
         key = self.key(kind, meta["name"], meta.get("namespace"))
         previous = objects.get(key)
         meta.setdefault("uid", previous["metadata"]["uid"] if previous else f"uid-{next(self._versions)}")
@@ -43,14 +44,14 @@ class ObjectStore:
 
     def raw(self, kind: Kind, name: str, namespace: str | None = None) -> Obj | None:
         """The stored object itself, for the model's controllers to update in place."""
-        return self._by_kind.get(kind.kind, {}).get(self.key(kind, name, namespace))
+        return self._by_kind.get(_bucket(kind), {}).get(self.key(kind, name, namespace))
 
     def list(self, kind: Kind, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]:
         return [copy.deepcopy(o) for o in self.raw_list(kind, namespace, labels)]
 
     def raw_list(self, kind: Kind, namespace: str | None = None, labels: dict[str, str] | None = None) -> list[Obj]:
         out = []
-        for (ns, _), obj in self._by_kind.get(kind.kind, {}).items():
+        for (ns, _), obj in self._by_kind.get(_bucket(kind), {}).items():
             if namespace and kind.namespaced and ns != namespace:
                 continue
             if labels:
@@ -61,7 +62,12 @@ class ObjectStore:
         return out
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
-        return self._by_kind.get(kind.kind, {}).pop(self.key(kind, name, namespace), None) is not None
+        return self._by_kind.get(_bucket(kind), {}).pop(self.key(kind, name, namespace), None) is not None
 
     def all(self) -> list[Obj]:
         return [copy.deepcopy(o) for objects in self._by_kind.values() for o in objects.values()]
+
+
+def _bucket(kind: Kind) -> tuple[str, str]:
+    group = kind.api_version.rsplit("/", 1)[0] if "/" in kind.api_version else ""
+    return group, kind.kind

@@ -1,0 +1,59 @@
+"""The model's Gateway API controller (multirev/backends/simulated/gateway_api.py) on the local-dev pair, judged by
+the same checks and the same misuse as real istiods (tests/local/test_real_data_plane.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fixtures.mesh import build_mesh
+from multirev.backends.simulated.backend import SimulatedBackend
+from multirev.checks.gateway_api import check_deployed_by, check_gateway_status, check_route_status
+from multirev.commands import Transcript
+from multirev.kind.images import NODE_IMAGES
+from multirev.kube import kinds
+from multirev.plan import MeshPlan
+from multirev.profile import load_profile
+from suites.conftest import BOOKINFO
+from tests.gateway_api_scenario import gateway_api_objects
+
+
+def _mesh(tmp_path: Path, faults: list[str] | None = None):
+    backend = SimulatedBackend(Transcript(tmp_path / "t.jsonl"), seed=1, faults=faults or [],
+                               node_image=next(iter(NODE_IMAGES.values())), work_dir=tmp_path, host_port_base=18080)
+    plan = MeshPlan(load_profile("local-dev"), "gwapi")
+    return plan, build_mesh(plan, backend, backend.start(), tmp_path, set(BOOKINFO))
+
+
+def _problems(setup, plan: MeshPlan, role: str, owner_role: str | None = None) -> list[str]:
+    plane, owner = plan.plane(role).plane, plan.plane(owner_role or role).plane
+    app = plane.app_namespaces[0]
+    cluster = setup.cluster
+    gateway = cluster.get(kinds.K8S_GATEWAY, f"bookinfo-{role}", app)
+    route = cluster.get(kinds.HTTP_ROUTE, f"bookinfo-{role}", app)
+    return (check_deployed_by(gateway, cluster.list(kinds.DEPLOYMENT, app), owner.revision, str(owner.version))
+            + check_gateway_status(gateway) + check_route_status(route, f"bookinfo-{role}"))
+
+
+def test_each_revision_deploys_and_programs_only_the_gateway_it_owns(tmp_path: Path) -> None:
+    plan, setup = _mesh(tmp_path)
+    for role in ("stable", "canary"):
+        plane = plan.plane(role).plane
+        for obj in gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
+            setup.cluster.apply(obj)
+    setup.cluster.settle(30)  # the istiods deploy their Gateways
+    setup.cluster.settle(30)  # and their pods become ready, so the Gateways get an address
+    for role in ("stable", "canary"):
+        assert _problems(setup, plan, role) == [], role
+    # Real misuse, as on real istiods: the stable Gateway relabelled with the canary's tag, in a namespace the
+    # canary does not watch. Nobody redeploys it; asked for the owner its label names, the check says so.
+    stable, canary = plan.plane("stable").plane, plan.plane("canary").plane
+    app = stable.app_namespaces[0]
+    setup.cluster.label(kinds.K8S_GATEWAY, "bookinfo-stable", {"istio.io/rev": canary.tag}, app)
+    setup.cluster.settle(30)
+    problems = _problems(setup, plan, "stable", owner_role="canary")
+    assert any(f"Deployment {app}/bookinfo-stable-istio for Gateway {app}/bookinfo-stable was rendered by revision "
+               f"{stable.revision}, not by its owner {canary.revision}" in p for p in problems), problems
+    # Deleting the Gateway takes what was deployed for it.
+    setup.cluster.delete(kinds.K8S_GATEWAY, "bookinfo-stable", app)
+    setup.cluster.settle(5)
+    assert setup.cluster.get(kinds.DEPLOYMENT, "bookinfo-stable-istio", app) is None
