@@ -57,3 +57,25 @@ def test_each_revision_deploys_and_programs_only_the_gateway_it_owns(tmp_path: P
     setup.cluster.delete(kinds.K8S_GATEWAY, "bookinfo-stable", app)
     setup.cluster.settle(5)
     assert setup.cluster.get(kinds.DEPLOYMENT, "bookinfo-stable-istio", app) is None
+
+
+def test_moving_the_tag_a_gateway_follows_hands_it_to_the_other_revision(tmp_path: Path) -> None:
+    """As on real istiods (tests/local/test_real_data_plane.py): the stable Gateway's tag moved to the canary (which
+    is given the namespace to watch first) is re-rendered by the canary and stays Programmed; moved back, by the
+    stable revision again."""
+    plan, setup = _mesh(tmp_path)
+    for role in ("stable", "canary"):
+        plane = plan.plane(role).plane
+        for obj in gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
+            setup.cluster.apply(obj)
+    setup.cluster.settle(30)
+    setup.cluster.settle(30)
+    stable, canary = plan.plane("stable"), plan.plane("canary")
+    app, tag = stable.plane.app_namespaces[0], stable.plane.tag
+    setup.cluster.label(kinds.NAMESPACE, app, dict(canary.discovery_labels))
+    for source, target, owner in ((stable, canary, "canary"), (canary, stable, "stable")):
+        assert setup.installer.remove_tag(source, tag).returncode == 0
+        assert setup.installer.set_tag(target, tag, overwrite=True).returncode == 0
+        setup.cluster.settle(30)
+        setup.cluster.settle(30)
+        assert _problems(setup, plan, "stable", owner_role=owner) == [], owner
