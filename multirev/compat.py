@@ -39,7 +39,12 @@ def choose_node_image(stable: IstioVersion, canary: IstioVersion, override: str 
     """The newest pinned node image inside the common range, unless --kind-image overrides it."""
     supported = common_kubernetes(stable, canary)
     if override:
-        return image_for_override(override)
+        chosen = image_for_override(override)
+        if chosen.kubernetes not in supported:
+            raise UsageError(f"--kind-image {override} runs Kubernetes {chosen.kubernetes}, which Istio {stable} and "
+                             f"{canary} do not both support (they share {supported}; source: "
+                             f"{KUBERNETES_SUPPORT_SOURCE})")
+        return chosen
     for minor in sorted(NODE_IMAGES, reverse=True):
         if minor in supported:
             return NODE_IMAGES[minor]

@@ -81,6 +81,31 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], expected: 
     assert code != 0 and expected in line
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--kind-image", "not an image"], "--kind-image 'not an image' is not a kind node image"),
+    (["--kind-image", "kindest/node:v1.20.2"], "--kind-image kindest/node:v1.20.2 runs Kubernetes 1.20, which Istio"),
+])
+def test_a_kind_image_that_cannot_serve_is_one_clear_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    """Issue 27: a tag without a Kubernetes release gave an IndexError; one the pair does not support ran anyway."""
+    code, output, _ = run_pytest(tmp_path, "--backend", "simulated", *args)
+    [line] = error_lines(output)
+    assert code != 0 and expected in line
+
+
+def test_a_reports_dir_that_cannot_be_a_folder_is_one_clear_line(tmp_path: Path) -> None:
+    """Issue 27: a file named by --reports-dir (or standing where a folder of it would go) gave a traceback."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine\n")
+    for reports, expected in ((a_file, f"--reports-dir {a_file} is a file, not a folder"),
+                              (a_file / "sub", f"--reports-dir {a_file}/sub: {a_file} is a file, not a folder")):
+        proc = subprocess.run([sys.executable, "-m", "pytest", "suites", "-p", "no:cacheprovider", "--backend",
+                               "simulated", "--reports-dir", str(reports)], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=60)
+        [line] = error_lines(proc.stdout + proc.stderr)
+        assert proc.returncode != 0 and expected in line
+    assert a_file.read_text() == "mine\n"
+
+
 def test_bad_kubeconfig_is_one_clear_line(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("clusters: [\n")

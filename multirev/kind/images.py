@@ -11,8 +11,10 @@ kind mirror here ends at v0.33.0-alpha). When these pins were last checked is in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from multirev.errors import UsageError
 from multirev.istio.versions import KubeVersion
 
 
@@ -46,11 +48,18 @@ NODE_IMAGES: dict[KubeVersion, NodeImage] = {
 }
 
 
+# A kind node image names its Kubernetes release in its tag (kind's images are tagged v<release>), optionally pinned
+# by digest: `kindest/node:v1.35.8@sha256:...`.
+_NODE_IMAGE = re.compile(r"^[^\s@:]+(?::\d+)?(?:/[^\s@:]+)*:v(\d+\.\d+\.\d+)(?:@sha256:[0-9a-f]{64})?$")
+
+
 def image_for_override(image: str) -> NodeImage:
-    """An explicit --kind-image runs with the modern kind binary unless its minor has a pinned pair."""
-    try:
-        minor = KubeVersion.parse(image.rsplit(":v", 1)[1])
-    except (IndexError, ValueError):
-        return NodeImage(MODERN_KIND, image)
+    """An explicit --kind-image runs with the modern kind binary unless its minor has a pinned pair; an image whose
+    tag names no Kubernetes release is refused in one line."""
+    match = _NODE_IMAGE.match(image.strip())
+    if match is None:
+        raise UsageError(f"--kind-image {image!r} is not a kind node image: expected <name>:v<Kubernetes release>, "
+                         "optionally @sha256:<digest>, e.g. kindest/node:v1.35.8")
+    minor = KubeVersion.parse(match.group(1))
     pinned = NODE_IMAGES.get(minor)
-    return NodeImage(pinned.kind_version if pinned else MODERN_KIND, image)
+    return NodeImage(pinned.kind_version if pinned else MODERN_KIND, image.strip())

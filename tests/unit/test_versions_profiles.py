@@ -72,8 +72,23 @@ def test_node_image_is_newest_pinned_inside_the_range() -> None:
     assert reference.kubernetes == KubeVersion(1, 27) and "@sha256:" in reference.image
     current = choose_node_image(V("1.29.6"), V("1.30.3"), None)
     assert current.kubernetes == KubeVersion(1, 35) and current.kind_version == "v0.33.0"
-    override = choose_node_image(V("1.29.6"), V("1.30.3"), "kindest/node:v1.33.12@sha256:abc")
-    assert override.image.endswith("@sha256:abc") and override.kind_version == "v0.32.0"  # built 1.33 images
+    digest = "@sha256:" + "ab" * 32
+    override = choose_node_image(V("1.29.6"), V("1.30.3"), f"kindest/node:v1.33.12{digest}")
+    assert override.image.endswith(digest) and override.kind_version == "v0.32.0"  # built 1.33 images
+
+
+@pytest.mark.parametrize(("image", "expected"), [
+    ("not an image", "--kind-image 'not an image' is not a kind node image: expected <name>:v<Kubernetes release>"),
+    ("kindest/node:latest", "is not a kind node image"),
+    ("kindest/node:v1.20.2", "--kind-image kindest/node:v1.20.2 runs Kubernetes 1.20, which Istio 1.29.6 and 1.30.3 "
+                             "do not both support (they share 1."),
+])
+def test_a_kind_image_that_cannot_run_the_pair_is_refused_in_one_line(image: str, expected: str) -> None:
+    """Issue 27: an image with no Kubernetes release in its tag crashed (IndexError); one outside what both Istio
+    versions support ran anyway."""
+    with pytest.raises(UsageError) as refused:
+        choose_node_image(V("1.29.6"), V("1.30.3"), image)
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_reference_profile_is_the_classic_setup() -> None:
