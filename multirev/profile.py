@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -169,10 +170,34 @@ def _read(name: str, path: Path | None) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"profile {path or name} is not valid YAML: {exc}".splitlines()[0]) from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"profile {path or name} is not valid YAML{where}: {problem}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"profile {path or name} must be a mapping with 'stable' and 'canary'")
+    _refuse_unknown(data, TOP_LEVEL_KEYS, f"profile {path or name}")
+    for role in ROLES:
+        if isinstance(data.get(role), dict):
+            _refuse_unknown(data[role], PLANE_KEYS, f"profile {path or name}: {role}")
     return data
+
+
+# What a profile may say (issue 27: `revison:` or a top-level `layout:` were silently ignored).
+TOP_LEVEL_KEYS = ("name", "description", "stable", "canary", "installer", "installed", "variant", "assume_facts_of")
+PLANE_KEYS = ("version", "revision", "namespace", "tag", "app_namespaces")
+_OPTION_ONLY = {"layout": "--layout"}
+
+
+def _refuse_unknown(raw: dict, known: tuple[str, ...], where: str) -> None:
+    for key in raw:
+        if key in known:
+            continue
+        if key in _OPTION_ONLY:
+            raise UsageError(f"{where}: '{key}' is not a profile key; choose it with {_OPTION_ONLY[key]}")
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UsageError(f"{where}: unknown key '{key}'; {hint}known: {', '.join(known)}")
 
 
 def _plane(role: str, raw: Any, source: str, version_override: str | None) -> ControlPlane:

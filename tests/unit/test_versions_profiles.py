@@ -195,3 +195,19 @@ def test_an_unknown_variant_is_one_line(tmp_path) -> None:
     assert "\n" not in str(refused.value)
     with pytest.raises(UsageError, match=r"^--variant must be one of distroless, debug"):
         load_profile("current", variant="shiny")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("stable: {version: 1.29.6, revison: a, namespace: s, tag: t, app_namespaces: [x]}\ncanary: {}\n",
+     ": stable: unknown key 'revison'; did you mean 'revision'? known: version, revision, namespace, tag, "
+     "app_namespaces"),
+    ("layout: shared\nstable: {}\ncanary: {}\n", ": 'layout' is not a profile key; choose it with --layout"),
+    ("stable:\n  version: 1.29.6\n   tag: x\n", " is not valid YAML at line 3, column 7: "),
+])
+def test_a_profile_with_a_typo_is_refused_in_one_line_naming_it(tmp_path, text: str, expected: str) -> None:
+    """Issue 27: unknown keys were silently ignored, and a YAML error lost the line and column PyYAML gave."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(UsageError) as refused:
+        load_profile("current", path=path)
+    assert expected in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
