@@ -32,6 +32,7 @@ from multirev.istio.namespace_controller import ISTIOD_LABELS
 from multirev.kube import kinds
 from multirev.kube.kinds import Kind
 from multirev.kube.objects import Obj, labels_of
+from multirev.paths import user_path
 from multirev.plan import RUN_ID_LABEL
 from multirev.runrecord import DEAD_AFTER, RunRecord, crd_specs, find, iso
 from multirev.waits import Observation, wait_for
@@ -409,7 +410,7 @@ def argument_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = argument_parser().parse_args(argv)
     try:
-        cluster = _cluster(args.kubeconfig, args.context)
+        cluster = _cluster(str(user_path(args.kubeconfig)) if args.kubeconfig else None, args.context)
         now = time.time()
         records = chosen_records(cluster, args.run_id, now)
         if not records:

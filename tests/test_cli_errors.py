@@ -188,3 +188,18 @@ def test_a_host_name_that_does_not_resolve_is_named_as_dns() -> None:
                                                      socket.gaierror(-2, "Name or service not known"))
     wrapped = urllib3.exceptions.MaxRetryError(None, "/version", failure)  # type: ignore[arg-type]
     assert unreachable_cause(wrapped) == "the host name does not resolve (DNS)"
+
+
+def test_relative_paths_mean_the_folder_the_user_typed_them_in(tmp_path: Path) -> None:
+    """Issue 27: `./run` works from the repository, so `--profile-file mine.yaml` was "No such file" and
+    `--reports-dir out` wrote into the repository. Both now mean the caller's folder."""
+    profile = yaml.safe_load((PROJECT_ROOT / "multirev" / "profiles" / "current.yaml").read_text())
+    profile["name"] = "mine"
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(profile))
+    proc = subprocess.run([str(PROJECT_ROOT / "run"), "conformance", "--backend", "simulated", "-p",
+                           "no:cacheprovider", "--profile-file", "mine.yaml", "--reports-dir", "out", "-q", "-k",
+                           "test_control_plane_installed_and_ready"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={k: v for k, v in os.environ.items() if k != "MULTIREV_CALLER_DIR"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = (tmp_path / "out" / "conformance.json").read_text()
+    assert '"mine"' in report
