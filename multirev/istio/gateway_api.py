@@ -9,11 +9,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from multirev.cachelock import cache_entry_lock
 from multirev.download import download_pinned
 from multirev.errors import UsageError
 from multirev.istio.versions import IstioVersion
+from multirev.kube import kinds
+from multirev.waits import Observation, wait_for
+
+if TYPE_CHECKING:
+    from multirev.backends.base import Cluster
 
 DEFAULT = "default"  # the tag, and the REVISION of an istiod installed without one
 
@@ -100,6 +106,25 @@ def ensure_release_manifest(version: str, *, cache: Path, mirror: str = RELEASE_
         if not target.exists():
             download_pinned(f"{mirror.rstrip('/')}/{version}/{RELEASE_FILE}", expected, target)
     return target
+
+
+def await_established(cluster: Cluster, crds: list[dict], *, timeout: float = 60.0) -> None:
+    """Until every CRD of `crds` (other objects are skipped) says Established: the API server serves its kinds only
+    then, and a Gateway applied before gets 404 (seen on a loaded machine)."""
+    names = [doc["metadata"]["name"] for doc in crds if doc.get("kind") == "CustomResourceDefinition"]
+
+    def established() -> Observation[list[str]]:
+        pending = []
+        for name in names:
+            crd = cluster.get(kinds.CRD, name)
+            conditions = {c.get("type"): c.get("status") for c in ((crd or {}).get("status") or {}).get("conditions")
+                          or []}
+            if conditions.get("Established") != "True":
+                pending.append(name)
+        return Observation(not pending, pending, f"not yet Established: {', '.join(pending)}")
+
+    wait_for("the Gateway API CRDs to be Established", established, clock=cluster.clock, timeout=timeout,
+             interval=0.5)
 
 
 def _semver(text: str) -> tuple[int, ...]:

@@ -31,7 +31,7 @@ from multirev.checks.gateway_api import GATEWAY_NAME_LABEL, check_deployed_by, c
 from multirev.checks.upgrade import Tally, check_tally
 from multirev.commands import Transcript
 from multirev.istio import facts, operator
-from multirev.istio.gateway_api import deployment_name
+from multirev.istio.gateway_api import await_established, deployment_name
 from multirev.istio.trust import CACERTS_SECRET, MeshTrust
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
@@ -416,6 +416,7 @@ def gateway_api(mesh: MeshSetup) -> Iterator[GatewayApi]:
     try:
         for doc in setup.crds:
             cluster.apply(doc)
+        await_established(cluster, setup.crds)
         for role, plane in setup.planes.items():
             for obj in gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
                 cluster.apply(obj)
