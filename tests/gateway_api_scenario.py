@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from multirev.checks.gateway_api import GATEWAY_NAME_LABEL
+from multirev.istio import facts
+from multirev.kube import kinds
+
 
 def gateway_api_objects(role: str, tag: str, app: str) -> list[dict]:
     """A Gateway of class istio labelled with the revision's tag (reachable in-cluster: ClusterIP), and an HTTPRoute
@@ -24,10 +28,6 @@ def observe(cluster, namespaces: dict[str, str]) -> dict[str, object]:
     """What the checks judge, per role, to compare the model with real istiods: who rendered the gateway's pod and
     with which proxy version, the Gateway's and the route's conditions (type, status, reason), whether it has an
     address, and who wrote the route's status."""
-    from multirev.checks.gateway_api import GATEWAY_NAME_LABEL
-    from multirev.istio import facts
-    from multirev.kube import kinds
-
     seen: dict[str, object] = {}
     for role, app in namespaces.items():
         name = f"bookinfo-{role}"
