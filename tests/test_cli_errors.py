@@ -203,3 +203,16 @@ def test_relative_paths_mean_the_folder_the_user_typed_them_in(tmp_path: Path) -
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = (tmp_path / "out" / "conformance.json").read_text()
     assert '"mine"' in report
+
+
+def test_run_help_lists_every_command(tmp_path: Path) -> None:
+    """Issue 27: `./run --help` printed one usage line. Now every command with what it does, exit 0, before any
+    set-up; an unknown command says so and shows the same list (exit 2)."""
+    proc = subprocess.run([str(PROJECT_ROOT / "run"), "--help"], capture_output=True, text=True, timeout=30,
+                          cwd=tmp_path)
+    assert proc.returncode == 0
+    for command in ("conformance", "selftest", "lint", "build-local", "probe-modules", "cleanup"):
+        assert f"./run {command}" in proc.stdout, proc.stdout
+    unknown = subprocess.run([str(PROJECT_ROOT / "run"), "bogus"], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("./run: unknown command 'bogus'\n./run conformance")
