@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from multirev.checks.gateway_api import GATEWAY_NAME_LABEL
+from multirev.checks.gateway_api import GATEWAY_NAME_LABEL, check_deployed_by, check_gateway_status, check_route_status
 from multirev.istio import facts
 from multirev.kube import kinds
 
@@ -49,3 +49,14 @@ def observe(cluster, namespaces: dict[str, str]) -> dict[str, object]:
              tuple(sorted((c["type"], c["status"], c.get("reason")) for c in p.get("conditions") or [])))
             for p in (route.get("status") or {}).get("parents") or [])
     return seen
+
+
+def problems(cluster, role: str, app: str, owner_revision: str, owner_version: str) -> list[str]:
+    """The ownership and status checks of the role's Gateway and HTTPRoute in `app`, for the owner its label should
+    name."""
+    gateway = cluster.get(kinds.K8S_GATEWAY, f"bookinfo-{role}", app)
+    route = cluster.get(kinds.HTTP_ROUTE, f"bookinfo-{role}", app)
+    if gateway is None or route is None:
+        return [f"the {role} Gateway or HTTPRoute is not there"]
+    return (check_deployed_by(gateway, cluster.list(kinds.DEPLOYMENT, app), owner_revision, owner_version)
+            + check_gateway_status(gateway) + check_route_status(route, f"bookinfo-{role}"))

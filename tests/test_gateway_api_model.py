@@ -7,14 +7,13 @@ from pathlib import Path
 
 from fixtures.mesh import build_mesh
 from multirev.backends.simulated.backend import SimulatedBackend
-from multirev.checks.gateway_api import check_deployed_by, check_gateway_status, check_route_status
 from multirev.commands import Transcript
 from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
 from multirev.plan import MeshPlan
 from multirev.profile import load_profile
 from suites.conftest import BOOKINFO
-from tests.gateway_api_scenario import gateway_api_objects
+from tests.gateway_api_scenario import gateway_api_objects, problems
 
 
 def _mesh(tmp_path: Path, faults: list[str] | None = None):
@@ -25,13 +24,8 @@ def _mesh(tmp_path: Path, faults: list[str] | None = None):
 
 
 def _problems(setup, plan: MeshPlan, role: str, owner_role: str | None = None) -> list[str]:
-    plane, owner = plan.plane(role).plane, plan.plane(owner_role or role).plane
-    app = plane.app_namespaces[0]
-    cluster = setup.cluster
-    gateway = cluster.get(kinds.K8S_GATEWAY, f"bookinfo-{role}", app)
-    route = cluster.get(kinds.HTTP_ROUTE, f"bookinfo-{role}", app)
-    return (check_deployed_by(gateway, cluster.list(kinds.DEPLOYMENT, app), owner.revision, str(owner.version))
-            + check_gateway_status(gateway) + check_route_status(route, f"bookinfo-{role}"))
+    owner = plan.plane(owner_role or role).plane
+    return problems(setup.cluster, role, plan.plane(role).plane.app_namespaces[0], owner.revision, str(owner.version))
 
 
 def test_each_revision_deploys_and_programs_only_the_gateway_it_owns(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from multirev.backends.local.pins import KUBERNETES
 from multirev.backends.local.pods.envoy import ENVOY_FOR_ISTIO_MINOR, istio_minor
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.gateway import check_productpage, check_unrouted
-from multirev.checks.gateway_api import GATEWAY_NAME_LABEL, check_deployed_by, check_gateway_status, check_route_status
+from multirev.checks.gateway_api import GATEWAY_NAME_LABEL
 from multirev.checks.upgrade import Tally, check_tally
 from multirev.commands import Transcript
 from multirev.istio import facts, operator
@@ -53,6 +53,7 @@ from suites.scenario import (
     wait_until_served,
 )
 from tests.gateway_api_scenario import gateway_api_objects, observe
+from tests.gateway_api_scenario import problems as gateway_problems
 from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 from tests.local.test_real_cluster import _restart_istiod_with
 
@@ -396,14 +397,8 @@ class GatewayApi:
 
     def problems(self, cluster, role: str, owner: str | None = None) -> list[str]:
         """The ownership and status checks of the role's Gateway, for the owner its label should name."""
-        app, expected = self.app(role), self.planes[owner or role]
-        gateway = cluster.get(kinds.K8S_GATEWAY, f"bookinfo-{role}", app)
-        route = cluster.get(kinds.HTTP_ROUTE, f"bookinfo-{role}", app)
-        if gateway is None or route is None:
-            return [f"the {role} Gateway or HTTPRoute is not there"]
-        return (check_deployed_by(gateway, cluster.list(kinds.DEPLOYMENT, app), expected.revision,
-                                  str(expected.version))
-                + check_gateway_status(gateway) + check_route_status(route, f"bookinfo-{role}"))
+        expected = self.planes[owner or role]
+        return gateway_problems(cluster, role, self.app(role), expected.revision, str(expected.version))
 
 
 @pytest.fixture(scope="module")

@@ -106,8 +106,7 @@ class GatewayApiController:
             kind = kinds.of(obj)
             self.made.add((namespace, meta["name"]))
             existing = self.store.raw(kind, name, namespace)
-            if existing is None or any(existing.get(f) != obj.get(f) for f in ("spec",)) or \
-                    labels_of(existing) != labels:
+            if existing is None or existing.get("spec") != obj.get("spec") or labels_of(existing) != labels:
                 self.mesh.cluster.apply(obj)  # server-side apply, force: the same object whoever renders it
 
     def _write_status(self, gateway: Obj, owner: Revision) -> None:
