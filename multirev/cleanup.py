@@ -38,7 +38,8 @@ from multirev.runrecord import DEAD_AFTER, RunRecord, crd_specs, find, iso
 from multirev.waits import Observation, wait_for
 
 # Namespaced kinds the run applies itself, found by its run-id label (cluster-scoped: its namespaces).
-RUN_LABELLED_KINDS = (*kinds.ISTIO_CONFIG, kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT, kinds.CONFIGMAP,
+RUN_LABELLED_KINDS = (*kinds.ISTIO_CONFIG, kinds.K8S_GATEWAY, kinds.HTTP_ROUTE, kinds.DEPLOYMENT, kinds.SERVICE,
+                      kinds.SERVICEACCOUNT, kinds.CONFIGMAP,
                       kinds.SECRET)
 # What `istioctl install` of a revision makes in its namespace and beside it, all labelled istio.io/rev=<revision>
 # (facts.COMPONENT_LABEL's getOwnerLabels; CHART/*.yaml). CRDs carry it too but are the cluster's if it had any.
@@ -238,6 +239,15 @@ class Removal:
                 if obj["metadata"].get("namespace") != self.record.namespace:  # the record goes last
                     self.delete(kind, obj)
 
+    def gateway_api_crds(self) -> None:
+        """The Gateway API CRDs (and the standard channel's admission policy) a run installed because the cluster
+        lacked them (--allow-destructive): labelled with its run id (fixtures/gateway_api.py install_crds); borrowed
+        ones carry no such label and stay."""
+        selector = {RUN_ID_LABEL: self.record.run_id}
+        for kind in (kinds.VALIDATING_ADMISSION_POLICY_BINDING, kinds.VALIDATING_ADMISSION_POLICY, kinds.CRD):
+            for obj in self.cluster.list(kind, labels=selector):
+                self.delete(kind, obj)
+
     def crds(self) -> None:
         """The Istio CRDs are the run's if the cluster had none; else their spec (kept beside the record: a newer
         install re-applies its own) and their labels, which every install rewrites, are given back. Taken only
@@ -312,8 +322,8 @@ def remove_run(cluster: Cluster, record: RunRecord, *, dry_run: bool = False) ->
         steps = [removal.run_labelled, removal.borrowed_labels, removal.published_in_borrowed, removal.namespaces]
     else:
         steps = [removal.webhooks, removal.tag_services, removal.revision_objects, removal.helm_releases,
-                 removal.published, removal.istiod_runtime, removal.run_labelled, removal.crds,
-                 removal.borrowed_labels, removal.namespaces, removal.webhooks_given_back]
+                 removal.published, removal.istiod_runtime, removal.run_labelled, removal.gateway_api_crds,
+                 removal.crds, removal.borrowed_labels, removal.namespaces, removal.webhooks_given_back]
     problems = []
     for removal_step in steps:
         try:

@@ -15,7 +15,7 @@ import pytest
 
 F = TypeVar("F", bound=Callable)
 
-FEATURES = ("install", "tags", "webhooks", "injection", "xds-isolation", "gateway", "weighted-routing",
+FEATURES = ("install", "tags", "webhooks", "injection", "xds-isolation", "gateway", "gateway-api", "weighted-routing",
             "discovery-address", "canary-upgrade", "re-apply", "egress", "analyze", "uninstall")
 
 

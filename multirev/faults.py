@@ -111,6 +111,13 @@ UNINSTALL = "suites/test_uninstall.py::test_uninstall_one_revision_keeps_the_oth
 DEFAULT_TAG_INJECTION = "suites/test_revision_tags.py::test_istio_injection_enabled_follows_the_default_tag"
 UNLABELLED_VALIDATED = "suites/test_webhooks.py::test_config_without_revision_label_is_validated"
 PURGE = "suites/test_uninstall.py::test_purge_leaves_nothing"
+GATEWAY_API_OWNER = "suites/test_gateway_api.py::test_gateway_api_gateway_is_deployed_by_its_owner_alone"
+GATEWAY_API_STATUS = "suites/test_gateway_api.py::test_gateway_api_status_is_written_by_its_owner"
+GATEWAY_API_ROUTES = "suites/test_gateway_api.py::test_gateway_api_gateway_serves_its_own_routes"
+GATEWAY_API_WEIGHTED = "suites/test_gateway_api.py::test_gateway_api_weighted_backend_refs"
+GATEWAY_API_MOVE = "suites/test_gateway_api.py::test_gateway_api_gateway_follows_its_tag_under_traffic"
+GATEWAY_API_PUSH = "suites/test_gateway_api.py::test_gateway_api_route_is_pushed_by_its_own_istiod_alone"
+GATEWAY_API_UNLABELLED = "suites/test_gateway_api.py::test_gateway_api_unlabelled_gateway_follows_the_default_tag"
 
 
 def both(test: str) -> list[str]:
@@ -123,7 +130,8 @@ def both(test: str) -> list[str]:
        # No app pod can be created, so nothing behind the gateways answers and no proxy exists to ask; and
        # Bookinfo's DestinationRule subsets then select no pod, which `istioctl analyze` reports (IST0173).
        must_fail=[WEBHOOKS, WEBHOOK_REVISIONS, *both(INJECTION), *both(GATEWAY), *both(WEIGHTED), *both(DISCOVERY),
-                  UPGRADE, *both(EGRESS), REAPPLY, UNINSTALL, *both(ANALYZE)])
+                  UPGRADE, *both(EGRESS), REAPPLY, UNINSTALL, *both(ANALYZE)],
+       must_fail_when={"gateway-api-v1": [*both(GATEWAY_API_ROUTES), *both(GATEWAY_API_WEIGHTED), GATEWAY_API_MOVE]})
 def _tag_webhook_wrong_namespace(hooks: Hooks) -> None:
     def point_elsewhere(webhook: dict, *, istio_namespace: str, **_: Any) -> dict:
         wrong = "istio-system" if istio_namespace != "istio-system" else "istio-missing"
@@ -209,7 +217,10 @@ def _digest_pinned_proxy_of_other_version(hooks: Hooks) -> None:
        "The canary revision's istiod pods never become ready: its install times out and its injector cannot be "
        "called.",
        must_fail=[f"{CONTROL_PLANE}[canary]", f"{INJECTION}[canary]", f"{GATEWAY}[canary]", f"{WEIGHTED}[canary",
-                  f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY])
+                  f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY],
+       # The canary's Gateway API gateway gets no config, and the stable Gateway moved onto it serves nothing.
+       must_fail_when={"gateway-api-v1": [f"{GATEWAY_API_ROUTES}[canary]", f"{GATEWAY_API_WEIGHTED}[canary]",
+                                          GATEWAY_API_MOVE]})
 def _istiod_never_ready(hooks: Hooks) -> None:
     hooks.add("istiod_ready", lambda ready, *, install_order, **_: ready and install_order != 2)
 
@@ -229,7 +240,11 @@ def _validator_missing(hooks: Hooks) -> None:
        "`istioctl tag set` for the canary revision makes the tag reference the stable revision instead.",
        # The tag's webhook calls istiod-<stable> in the canary's namespace (-i), where it does not run.
        must_fail=[f"{TAGS}[canary]", WEBHOOKS, WEBHOOK_REVISIONS, f"{INJECTION}[canary]", f"{GATEWAY}[canary]",
-                  f"{WEIGHTED}[canary", f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY])
+                  f"{WEIGHTED}[canary", f"{DISCOVERY}[canary]", UPGRADE, f"{EGRESS}[canary]", REAPPLY],
+       # The canary's Gateway, labelled with the tag, is the stable revision's then.
+       must_fail_when={"gateway-api-v1": [f"{GATEWAY_API_OWNER}[canary]", f"{GATEWAY_API_STATUS}[canary]",
+                                          f"{GATEWAY_API_ROUTES}[canary]", f"{GATEWAY_API_WEIGHTED}[canary]",
+                                          GATEWAY_API_MOVE]})
 def _tag_points_elsewhere(hooks: Hooks) -> None:
     def first_revision(revision: str, *, install_order: int, revisions: list[str], **_: Any) -> str:
         return revisions[0] if install_order == 2 and revisions else revision
@@ -331,13 +346,13 @@ def _tag_object_entry_calls_other_istiod(hooks: Hooks) -> None:
 # -- scenario faults (each fails its own check) ---------------------------------------------------------
 @fault("other-istiod-pushes",
        "Both istiods push every config change, as if discoverySelectors did not isolate the control planes.",
-       must_fail=both(XDS))
+       must_fail=both(XDS), must_fail_when={"gateway-api-v1": both(GATEWAY_API_PUSH)})
 def _other_istiod_pushes(hooks: Hooks) -> None:
     hooks.add("push_targets", lambda targets, *, revisions, **_: list(revisions))
 
 
 @fault("no-push-logged", "istiod applies config changes but logs no `Push debounce` line for them.",
-       must_fail=both(XDS))
+       must_fail=both(XDS), must_fail_when={"gateway-api-v1": both(GATEWAY_API_PUSH)})
 def _no_push_logged(hooks: Hooks) -> None:
     hooks.add("push_targets", lambda targets, **_: [])
 
@@ -381,7 +396,9 @@ def _gateway_port_mismatch(hooks: Hooks) -> None:
 
 
 @fault("gateway-503", "The canary ingress gateway answers every routed request with 503 no healthy upstream.",
-       must_fail=[f"{GATEWAY}[canary]", f"{WEIGHTED}[canary"])
+       must_fail=[f"{GATEWAY}[canary]", f"{WEIGHTED}[canary"],
+       must_fail_when={"gateway-api-v1": [f"{GATEWAY_API_ROUTES}[canary]", f"{GATEWAY_API_WEIGHTED}[canary]",
+                                          GATEWAY_API_MOVE]})
 def _gateway_503(hooks: Hooks) -> None:
     from multirev.backends.base import HttpResponse
 
@@ -439,7 +456,12 @@ def _stale_discovery(hooks: Hooks) -> None:
        "Tag webhooks lose their istio.io/tag label (as a label-stripping policy would do): injection still works, "
        "but `istioctl tag list` no longer shows the tags, and from 1.21 `tag remove` cannot find them, so "
        "uninstalling leaves them behind.",
-       must_fail=both(TAGS), must_fail_when={"tag-strips-operator-labels": [UNINSTALL, PURGE]})
+       # An istiod knows its tags by that label (pkg/revisions/tag_watcher.go), so none takes a Gateway labelled
+       # with a tag.
+       must_fail=both(TAGS), must_fail_when={"tag-strips-operator-labels": [UNINSTALL, PURGE],
+                                             "gateway-api-v1": [*both(GATEWAY_API_OWNER), *both(GATEWAY_API_STATUS),
+                                                                *both(GATEWAY_API_ROUTES), *both(GATEWAY_API_WEIGHTED),
+                                                                GATEWAY_API_MOVE]})
 def _tag_webhook_unlabelled(hooks: Hooks) -> None:
     def strip(webhook: dict, **_: Any) -> dict:
         webhook["metadata"]["labels"].pop("istio.io/tag", None)
@@ -448,7 +470,7 @@ def _tag_webhook_unlabelled(hooks: Hooks) -> None:
 
 
 @fault("catch-all-route", "A stray catch-all route makes both gateways answer 200 for hosts nothing should route.",
-       must_fail=both(UNROUTED))
+       must_fail=both(UNROUTED), must_fail_when={"gateway-api-v1": both(GATEWAY_API_ROUTES)})
 def _catch_all(hooks: Hooks) -> None:
     from multirev.backends.base import HttpResponse
 
@@ -618,8 +640,91 @@ def _dns_capture_off(hooks: Hooks) -> None:
 @fault("trust-roots-differ",
        "The canary control plane signs with a root of its own (e.g. its `cacerts` made from another root), so its "
        "workloads and the stable ones cannot complete mTLS.",
-       must_fail=[UPGRADE])
+       # The stable Gateway moved onto the canary's proxy cannot reach the stable productpage either.
+       must_fail=[UPGRADE], must_fail_when={"gateway-api-v1": [GATEWAY_API_MOVE]})
 def _trust_roots_differ(hooks: Hooks) -> None:
     other = trust.self_signed_root("unrelated root CA")
 
     hooks.add("ca_root", lambda root, *, install_order, **_: other if install_order == 2 else root)
+
+
+@fault("productpage-cannot-reach-its-backends",
+       "productpage's calls to details and reviews fail (503), as with a Sidecar that lets its proxy reach only "
+       "istiod's namespace: the page still renders, with an error where each backend's part belongs.",
+       must_fail=[GATEWAY, WEIGHTED, UNINSTALL], must_fail_when={"gateway-api-v1": [GATEWAY_API_ROUTES]})
+def _productpage_cannot_reach_its_backends(hooks: Hooks) -> None:
+    from multirev.backends.base import HttpResponse
+
+    def refused(response: Any, *, source_app: str, url: str, **_: Any) -> Any:
+        if source_app == "productpage" and ("//details" in url or "//reviews" in url):
+            return HttpResponse(503, {"server": "envoy"}, "upstream connect error or disconnect/reset before headers")
+        return response
+    hooks.add("mesh_response", refused)
+
+
+# -- Gateway API under two revisions (issue 28); the feature runs where the run's minors are built with a v1 module --
+
+@fault("gateway-api-both-deploy", "Every istiod deploys every Gateway of class istio, as if each owned it.",
+       # The stable Gateway, rendered last by the canary, is served by the canary's Envoy, which (discoverySelectors)
+       # never sees the stable namespace's routes.
+       must_fail=[], must_fail_when={"gateway-api-v1": [GATEWAY_API_OWNER, GATEWAY_API_MOVE, GATEWAY_API_UNLABELLED,
+                                                         f"{GATEWAY_API_ROUTES}[stable]",
+                                                         f"{GATEWAY_API_WEIGHTED}[stable]"]})
+def _gateway_api_both_deploy(hooks: Hooks) -> None:
+    hooks.add("gateway_api_owners", lambda owners, *, revisions, **_: sorted(
+        revisions, key=lambda r: r.install_order) if owners else owners)
+
+
+@fault("gateway-api-non-owner-writes-status",
+       "The istiod that does not own an HTTPRoute writes its status too, as it sees it: no parent of its own.",
+       must_fail=[], must_fail_when={"gateway-api-v1": [GATEWAY_API_STATUS]})
+def _gateway_api_non_owner_writes_status(hooks: Hooks) -> None:
+    hooks.add("gateway_api_foreign_status_writers", lambda writers, *, others, **_: [*writers, *others])
+
+
+@fault("gateway-api-routes-vanish-after-tag-move",
+       "A Gateway API gateway deployed by another revision than the one that first deployed it gets no routes "
+       "(istio/istio#56321).",
+       must_fail=[], must_fail_when={"gateway-api-v1": [GATEWAY_API_MOVE]})
+def _gateway_api_routes_vanish(hooks: Hooks) -> None:
+    hooks.add("gateway_api_routes", lambda routes, *, moved, **_: [] if moved else routes)
+
+
+@fault("gateway-api-hostnames-ignored", "A Gateway API gateway routes by its HTTPRoutes' paths whatever the Host.",
+       must_fail=[], must_fail_when={"gateway-api-v1": [GATEWAY_API_ROUTES]})
+def _gateway_api_hostnames_ignored(hooks: Hooks) -> None:
+    hooks.add("gateway_api_routes", lambda routes, **_: [
+        {**route, "spec": {**route["spec"], "hostnames": []}} for route in routes])
+
+
+@fault("gateway-api-unlabelled-gateway-taken-by-newest",
+       "A Gateway that names no revision is taken by the revision installed last, whatever the `default` tag says.",
+       must_fail=[], must_fail_when={"gateway-api-v1": [GATEWAY_API_UNLABELLED]})
+def _gateway_api_unlabelled_taken_by_newest(hooks: Hooks) -> None:
+    def newest(owners: list, *, obj: dict, revisions: list, **_: Any) -> list:
+        named = (obj["metadata"].get("labels") or {}).get("istio.io/rev")
+        if named or obj.get("kind") != "Gateway" or not revisions:
+            return owners
+        return [max(revisions, key=lambda r: r.install_order)]
+    hooks.add("gateway_api_owners", newest)
+
+
+@fault("stable-istiod-pushes-canary-httproutes",
+       "The stable istiod also pushes the VirtualServices derived from the canary's HTTPRoutes.",
+       must_fail=[], must_fail_when={"gateway-api-v1": [f"{GATEWAY_API_PUSH}[canary]"]})
+def _stable_pushes_canary_httproutes(hooks: Hooks) -> None:
+    def also_first(targets: list[str], *, key: str, revisions: list[str], **_: Any) -> list[str]:
+        if "~istio-autogenerated-k8s-gateway~" in key and targets and revisions and revisions[0] not in targets:
+            return [*targets, revisions[0]]
+        return targets
+    hooks.add("push_targets", also_first)
+
+
+@fault("gateway-api-weights-skewed", "HTTPRoute backendRefs move 10 points from the first backend to the second.",
+       must_fail=[], must_fail_when={"gateway-api-v1": [f"{GATEWAY_API_WEIGHTED}[stable]",
+                                                         f"{GATEWAY_API_WEIGHTED}[canary]"]})
+def _gateway_api_weights_skewed(hooks: Hooks) -> None:
+    def skew(weights: list[int], **_: Any) -> list[int]:
+        step = (sum(weights) or 1) // 10
+        return [weights[0] - step, weights[1] + step, *weights[2:]] if len(weights) >= 2 else weights
+    hooks.add("http_route_weights", skew)

@@ -89,11 +89,24 @@ def is_gateway_config(obj: Obj) -> bool:
     ConflictingGateways, an Error (same selector and port, a host in common: istio@1.30.3:pkg/config/analysis/
     analyzers/gateway/conflictinggateway.go, hosts compared by pilot/pkg/model/gateway.go CheckDuplicates), and
     both namespaces' routes would compete for the one virtual host."""
-    if obj.get("kind") == "Gateway":
+    if obj.get("kind") in ("Gateway", "HTTPRoute"):  # Istio's or the Gateway API's: one gateway per revision
         return True
     if obj.get("kind") == "VirtualService":
         return any(gw != "mesh" for gw in (obj.get("spec") or {}).get("gateways") or [])
     return False
+
+
+ISTIO_GROUP_SUFFIX = ".istio.io"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+
+
+def is_istio_config(obj: Obj) -> bool:
+    """Istio's own config (networking.istio.io and friends), told apart from the Gateway API's Gateway by its group."""
+    return str(obj.get("apiVersion", "")).split("/")[0].endswith(ISTIO_GROUP_SUFFIX)
+
+
+def is_gateway_api(obj: Obj) -> bool:
+    return str(obj.get("apiVersion", "")).split("/")[0] == GATEWAY_API_GROUP
 
 
 def backed_subsets(obj: Obj, workload_labels: list[dict[str, str]]) -> Obj:

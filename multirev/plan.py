@@ -82,6 +82,11 @@ class PlanePlan:
         return f"samples.{self.plane.tag}.example"
 
     @property
+    def gateway_api_host(self) -> str:
+        """The Host header the revision's Gateway API routes answer to (manifests/gateway-api/bookinfo.yaml)."""
+        return f"bookinfo.{self.role}.gateway-api.example"
+
+    @property
     def gateway_namespace(self) -> str:
         """The app namespace that holds the revision's gateway config (Gateways and the VirtualServices bound to
         them; multirev.manifests.is_gateway_config): the first, where the suites send gateway traffic. Applied
@@ -91,6 +96,7 @@ class PlanePlan:
     @property
     def manifest_variables(self) -> dict[str, str]:
         return {"REVISION": self.plane.revision, "TAG": self.plane.tag, "HOST": self.sample_host,
+                "GATEWAY_API_HOST": self.gateway_api_host,
                 "ISTIO_NAMESPACE": self.plane.namespace, "EGRESS_GATEWAY": self.egress_gateway_name,
                 "EGRESS_NAMESPACE": self.plane.egress[0] if self.plane.egress else self.plane.namespace}
 

@@ -19,6 +19,7 @@ from multirev.compat import choose_node_image, common_kubernetes
 from multirev.errors import UsageError
 from multirev.faults import Fault
 from multirev.helmcli import DEFAULT_HELM_MIRROR
+from multirev.istio.gateway_api import RELEASE_MIRROR as GATEWAY_API_MIRROR
 from multirev.istio.release import DEFAULT_MIRROR
 from multirev.kind.images import NodeImage
 from multirev.plan import MeshPlan
@@ -38,6 +39,7 @@ class RunConfig:
     istio_mirror: str = DEFAULT_MIRROR
     helm_mirror: str = DEFAULT_HELM_MIRROR
     helm_bin: str | None = None
+    gateway_api_mirror: str = GATEWAY_API_MIRROR
     cluster_name: str = ""
     cluster_name_chosen: bool = False
     keep_cluster: bool = False
@@ -114,6 +116,7 @@ def make_backend(cfg: RunConfig) -> Backend:
             cluster_name=cfg.cluster_name, node_image=cfg.node_image, keep_cluster=cfg.keep_cluster,
             kind_bin=cfg.kind_bin, cache=cfg.cache_dir, work_dir=cfg.work_dir, istio_mirror=cfg.istio_mirror,
             helm_mirror=cfg.helm_mirror, helm_bin=cfg.helm_bin, host_port_base=cfg.host_port_base,
+            gateway_api_mirror=cfg.gateway_api_mirror,
             credentials_dir=cfg.credentials_dir,
             name_chosen=cfg.cluster_name_chosen,
             kubernetes_range=common_kubernetes(cfg.profile.stable.version, cfg.profile.canary.version)))
@@ -121,7 +124,7 @@ def make_backend(cfg: RunConfig) -> Backend:
         kubeconfig=cfg.kubeconfig, context=cfg.context, run_id=cfg.run_id, allow_destructive=cfg.allow_destructive,
         allow_purge=cfg.allow_purge,
         cache=cfg.cache_dir, istio_mirror=cfg.istio_mirror, helm_mirror=cfg.helm_mirror, helm_bin=cfg.helm_bin,
-        gateway_host=cfg.gateway_host,
+        gateway_api_mirror=cfg.gateway_api_mirror, gateway_host=cfg.gateway_host,
         gateway_endpoints=cfg.gateway_endpoints,
         gateway_services={p.role: (p.plane.namespace, p.gateway_name) for p in cfg.plan.planes}))
 

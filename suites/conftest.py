@@ -16,6 +16,9 @@ def assert_no_problems(problems: list[str], what: str) -> None:
 BOOKINFO = ("samples:bookinfo/platform/kube/bookinfo.yaml", "samples:bookinfo/networking/bookinfo-gateway.yaml",
             "samples:bookinfo/networking/destination-rule-all.yaml")
 SAMPLE_APPS = ("sample-apps/nginx-echo.yaml",)
+# A Gateway API Gateway of the revision and its HTTPRoutes (gateway namespace only), and the per-version Services its
+# weighted route splits over.
+GATEWAY_API = ("samples:bookinfo/platform/kube/bookinfo-versions.yaml", "gateway-api/bookinfo.yaml")
 CLIENT = ("workloads/mesh-client.yaml",)
 
 # --installed: why the tests that change or remove a revision are skipped.

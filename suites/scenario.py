@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fixtures.mesh import MeshSetup
+from multirev import manifests
 from multirev.backends.base import HttpResponse
 from multirev.checks.discovery import check_discovery
 from multirev.checks.tags import check_default_tag_injection
@@ -63,9 +64,9 @@ def apply_and_await_push(mesh: MeshSetup, role: str, manifest: str) -> None:
 
 def _config_changes(mesh: MeshSetup, obj: dict) -> bool:
     """Whether applying `obj` changes Istio config the cluster holds (its spec or labels)."""
-    kind = next((k for k in kinds.ISTIO_CONFIG if k.kind == obj["kind"]), None)
-    if kind is None:
+    if not manifests.is_istio_config(obj):
         return False
+    kind = kinds.of(obj)
     current = mesh.cluster.get(kind, obj["metadata"]["name"], obj["metadata"]["namespace"])
     return current is None or current.get("spec") != obj.get("spec") \
         or (current["metadata"].get("labels") or {}) != (obj["metadata"].get("labels") or {})

@@ -55,7 +55,10 @@ def test_a_revision_with_two_app_namespaces_passes_every_suite(profile_file: Pat
     failed = {node: run.message(node) for node in sorted(run.failed())}
     assert run.returncode == 0 and not failed, failed or run.output[-3000:]
     assert "suites/test_analyze.py::test_analyze_reports_no_errors[stable]" in run.outcomes
-    assert {entry["outcome"] for entry in run.outcomes.values()} == {"passed"}
+    # In the shared layout Istio promises no push isolation of HTTPRoutes: that test says so instead of passing.
+    push_test = "test_gateway_api_route_is_pushed_by_its_own_istiod_alone"
+    expected_skips = {node for node in run.outcomes if push_test in node} if layout == "shared" else set()
+    assert {node for node, entry in run.outcomes.items() if entry["outcome"] != "passed"} == expected_skips
 
 
 class ForeignCluster(SimulatedBackend):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from multirev.clock import Clock
 from multirev.commands import Completed, Runner
-from multirev.errors import UsageError
+from multirev.errors import EnvironmentProblem, UsageError
 from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl
 from multirev.istio.versions import IstioVersion
@@ -17,6 +17,9 @@ from multirev.kube.kinds import Kind
 from multirev.kube.objects import Obj
 from multirev.plan import MeshPlan
 from multirev.profile import Profile
+
+if TYPE_CHECKING:
+    from multirev.istio.gateway_api import GatewayApiModule
 
 
 @dataclass
@@ -129,6 +132,15 @@ class Backend(ABC):
     @abstractmethod
     def gateway_endpoint(self, role: str) -> Endpoint:
         """Where the host reaches the ingress gateway of the stable or canary revision."""
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str) -> Endpoint:
+        """Where the host reaches a Service's port that has no fixed host port (a Gateway API gateway's)."""
+        raise EnvironmentProblem(f"the {self.name} backend cannot reach Service {namespace}/{service} from the host")
+
+    def gateway_api_manifest(self, module: GatewayApiModule) -> Path | None:
+        """The Gateway API standard channel's install manifest of the module's version, verified by its sha256
+        (multirev/istio/gateway_api.py); None where the backend serves the Gateway API kinds without CRDs."""
+        raise EnvironmentProblem(f"the {self.name} backend has no source for the Gateway API {module.version} CRDs")
 
     @abstractmethod
     def samples_dir(self, version: IstioVersion) -> Path:

@@ -14,6 +14,7 @@ from multirev.commands import Runner
 from multirev.errors import EnvironmentProblem, UsageError
 from multirev.footprint import Footprint
 from multirev.helmcli import DEFAULT_HELM_MIRROR, HELM_VERSION, ensure_helm
+from multirev.istio.gateway_api import RELEASE_MIRROR, GatewayApiModule, ensure_release_manifest
 from multirev.istio.helm import Helm
 from multirev.istio.installed import certified_profile, find_installed
 from multirev.istio.istioctl import Istioctl, KubeTarget
@@ -44,6 +45,7 @@ class ExistingOptions:
     gateway_endpoints: dict[str, Endpoint]  # --gateway-endpoint ROLE=HOST:PORT, taken as given
     gateway_services: dict[str, tuple[str, str]]  # role -> (namespace, Service) of its ingress gateway
     helm_mirror: str = DEFAULT_HELM_MIRROR  # --installer helm: where the pinned Helm archive comes from
+    gateway_api_mirror: str = RELEASE_MIRROR  # the gateway-api feature: where the pinned standard-install.yaml is
     helm_bin: str | None = None  # --helm-bin: the user's own Helm (its version is checked)
     allow_purge: bool = False  # --allow-purge: a purge may remove the Istio the cluster had before the run
 
@@ -129,6 +131,7 @@ class ExistingBackend(Backend):
         if self._cluster is None:
             return
         cluster = self._cluster
+        cluster.stop_forwarding()
         selector = {RUN_ID_LABEL: self.options.run_id}
         record = record_namespace(self.options.run_id)
         for kind in run_labelled_kinds(installs=self._installs):
@@ -169,6 +172,17 @@ class ExistingBackend(Backend):
                         KubeTarget(self.options.kubeconfig, self.options.context))
         tool.verify_version()
         return tool
+
+    def gateway_api_manifest(self, module: GatewayApiModule) -> Path:
+        with step(f"Gateway API {module.version} standard-install.yaml (download and verify unless cached)"):
+            return ensure_release_manifest(module.version, cache=self.options.cache,
+                                           mirror=self.options.gateway_api_mirror)
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str) -> Endpoint:
+        if self._cluster is None:
+            self.start()
+        assert self._cluster is not None
+        return self._cluster.service_endpoint(namespace, service, port_name)
 
     def samples_dir(self, version: IstioVersion) -> Path:
         return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples

@@ -16,6 +16,7 @@ from multirev.compat import KubeRange
 from multirev.errors import CommandFailed, EnvironmentProblem, UsageError
 from multirev.helmcli import DEFAULT_HELM_MIRROR, HELM_VERSION, ensure_helm
 from multirev.istio.facts import REV_LABEL
+from multirev.istio.gateway_api import RELEASE_MIRROR, GatewayApiModule, ensure_release_manifest
 from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.release import ensure_release
@@ -45,6 +46,7 @@ class KindOptions:
     credentials_dir: Path  # outside reports/ (uploaded by CI): the kubeconfig holds the admin client key
     name_chosen: bool = False  # --cluster-name given: never replace a cluster of that name, refuse instead
     helm_mirror: str = DEFAULT_HELM_MIRROR  # --installer helm: where the pinned Helm archive comes from
+    gateway_api_mirror: str = RELEASE_MIRROR  # the gateway-api feature: where the pinned standard-install.yaml is
     helm_bin: str | None = None  # --helm-bin: the user's own Helm (its version is checked)
     # The Kubernetes minors both Istio versions support (multirev/compat.py): a kept cluster outside it is refused.
     kubernetes_range: KubeRange | None = None
@@ -141,6 +143,8 @@ class KindBackend(Backend):
             raise EnvironmentProblem(f"could not delete kind cluster {self.options.cluster_name}: {exc}") from exc
 
     def stop(self) -> None:
+        if self._cluster is not None:
+            self._cluster.stop_forwarding()
         if self.options.keep_cluster or not self._created:
             return
         self._delete(self._kind_binary())
@@ -152,6 +156,17 @@ class KindBackend(Backend):
         tool = Istioctl(str(release.istioctl), version, self.runner, KubeTarget(str(self.kubeconfig)))
         tool.verify_version()
         return tool
+
+    def gateway_api_manifest(self, module: GatewayApiModule) -> Path:
+        with step(f"Gateway API {module.version} standard-install.yaml (download and verify unless cached)"):
+            return ensure_release_manifest(module.version, cache=self.options.cache,
+                                           mirror=self.options.gateway_api_mirror)
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str) -> Endpoint:
+        if self._cluster is None:
+            self.start()
+        assert self._cluster is not None
+        return self._cluster.service_endpoint(namespace, service, port_name)
 
     def samples_dir(self, version: IstioVersion) -> Path:
         return ensure_release(version, mirror=self.options.istio_mirror, cache=self.options.cache).samples

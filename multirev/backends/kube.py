@@ -18,7 +18,7 @@ import urllib3
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from kubernetes.stream import stream
+from kubernetes.stream import portforward, stream
 from websocket import WebSocketException
 
 from multirev.backends.base import Endpoint, HttpResponse
@@ -27,6 +27,7 @@ from multirev.commands import Completed
 from multirev.errors import AdmissionRefused, UsageError
 from multirev.kube.kinds import DEPLOYMENT, Kind, of
 from multirev.kube.objects import Obj, format_label_selector
+from multirev.kube.portforward import ServicePortForward, ready_pod_port
 
 FIELD_MANAGER = "multirev-conformance"
 
@@ -99,6 +100,7 @@ class KubeCluster:
         self.api = api
         self.clock = clock
         self.extra_labels = extra_labels or {}
+        self._forwards: dict[str, ServicePortForward] = {}
 
     def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None,
               content_type: str = "application/json", response: str = "object",
@@ -253,6 +255,28 @@ class KubeCluster:
         except requests.RequestException as exc:
             return HttpResponse(0, {}, f"{type(exc).__name__}: {exc}")
         return HttpResponse(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.text)
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str) -> Endpoint:
+        """A loopback port relayed to the Service's port on a ready pod through the API server (pods/portforward,
+        as `kubectl port-forward service/<name>`): for a Service the host has no route to (multirev/kube/
+        portforward.py)."""
+        key = f"{namespace}/{service}:{port_name}"
+        if key not in self._forwards:
+            core = client.CoreV1Api(self.api)
+
+            def open_stream(pod: str, port: int) -> Any:
+                return portforward(core.connect_get_namespaced_pod_portforward, pod, namespace,
+                                   ports=str(port)).socket(port)
+
+            forward = ServicePortForward(lambda: ready_pod_port(self, namespace, service, port_name), open_stream)
+            forward.start()
+            self._forwards[key] = forward
+        return Endpoint("127.0.0.1", self._forwards[key].port)
+
+    def stop_forwarding(self) -> None:
+        for forward in self._forwards.values():
+            forward.stop()
+        self._forwards.clear()
 
     def allowed(self, review: dict) -> bool:
         """A SelfSubjectAccessReview: may the kubeconfig's user do what `review` (its spec) asks."""

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from multirev.backends.base import HttpResponse
 
 BOOKINFO_TITLE = "Simple Bookstore App"  # samples/bookinfo productpage template title
+# What productpage shows of its backends (samples/bookinfo/src/productpage/templates/productpage.html, the same at
+# 1.18.7, 1.19.10, 1.29.6, 1.30.3 and 1.31.0-rc.0): the details table, or an error; each review with who served it,
+# or an error. productpage answers 200 either way (productpage.py front()), so the title alone proves only that the
+# page rendered.
+BACKEND_MARKS = (("details", "Book Details", "Error fetching product details"),
+                 ("reviews", "Reviews served by:", "Error fetching product reviews"))
 
 
 def _describe(response: HttpResponse) -> str:
@@ -21,6 +30,16 @@ def check_productpage(where: str, response: HttpResponse) -> list[str]:
                         f"{response.headers.get('server')})")
     if BOOKINFO_TITLE not in response.body:
         problems.append(f"GET /productpage through {where} has no '{BOOKINFO_TITLE}' title")
+        return problems
+    for backend, shown, error in BACKEND_MARKS:
+        if error in response.body:
+            # The template follows the error with the backend's own error text in the next paragraph.
+            said = re.search(re.escape(error) + r"</p>\s*<p[^>]*>(.*?)</p>", response.body, re.S)
+            detail = " ".join(html.unescape(said[1]).split())[:120] if said else ""
+            problems.append(f"GET /productpage through {where} rendered, but productpage could not reach {backend}: "
+                            f"'{error}'" + (f" ({detail})" if detail else ""))
+        elif shown not in response.body:
+            problems.append(f"GET /productpage through {where} shows nothing from {backend} ('{shown}' missing)")
     return problems
 
 

@@ -89,3 +89,36 @@ def check_route_status(route: Obj, gateway: str) -> list[str]:
                             f"{parent.get('controllerName')}, not {CONTROLLER_NAME}")
         problems += _condition_problems(f"{_ref(route)} on Gateway {gateway}", parent, ("Accepted", "ResolvedRefs"))
     return problems
+
+
+def check_steady(what: str, seen: list[tuple[float, object]]) -> list[str]:
+    """`seen` is what was observed of one object at each moment (time, summary) while both revisions ran: it must not
+    change. Two istiods that both take a Gateway re-render its Deployment and overwrite its status in turn; one
+    reading can miss that, a window of them shows it."""
+    changes = [f"at {t:.0f}s: {value}" for (_, before), (t, value) in zip(seen, seen[1:], strict=False)
+               if value != before]
+    if not changes:
+        return []
+    return [f"{what} changed {len(changes)} times in {seen[-1][0] - seen[0][0]:.0f}s while nothing was applied "
+            f"(first {seen[0][1]}; then {'; '.join(changes[:3])})"]
+
+
+def deployment_summary(deployment: Obj | None) -> str:
+    """Who rendered a gateway Deployment, at which generation: what two owners would fight over."""
+    if deployment is None:
+        return "no Deployment"
+    rendered_by = (deployment["spec"]["template"]["metadata"].get("annotations") or {}).get(facts.REV_LABEL)
+    return f"generation {deployment['metadata'].get('generation')}, rendered by {rendered_by}"
+
+
+def status_summary(obj: Obj | None) -> str:
+    """A Gateway's or route's status as its writers set it (conditions, and for a route each parent's)."""
+    if obj is None:
+        return "gone"
+    status = obj.get("status") or {}
+    parts = [f"{c.get('type')}={c.get('status')}/{c.get('reason')}@{c.get('observedGeneration')}"
+             for c in status.get("conditions") or []]
+    for parent in status.get("parents") or []:
+        parts.append(f"parent {(parent.get('parentRef') or {}).get('name')} by {parent.get('controllerName')}: "
+                     + ",".join(f"{c.get('type')}={c.get('status')}" for c in parent.get("conditions") or []))
+    return "; ".join(parts) or "no status"

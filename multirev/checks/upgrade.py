@@ -26,11 +26,11 @@ class Tally:
         return self.ok + self.failed
 
 
-def check_tally(what: str, tally: Tally) -> list[str]:
+def check_tally(what: str, tally: Tally, requests: str = "in-mesh requests") -> list[str]:
     if tally.total == 0:
         return [f"{what}: no requests were sent"]
     share = tally.ok / tally.total
     if share < MIN_SUCCESS:
-        return [f"{what}: {tally.failed} of {tally.total} in-mesh requests failed ({share:.1%} succeeded, "
+        return [f"{what}: {tally.failed} of {tally.total} {requests} failed ({share:.1%} succeeded, "
                 f"{MIN_SUCCESS:.1%} required); first failures: {'; '.join(tally.first_failures)}"]
     return []

@@ -132,6 +132,13 @@ CAPABILITIES: tuple[Capability, ...] = (
         "(for `default`, istiod-default-validator)",
     ),
     Capability(
+        "gateway-api-v1", (1, 29), None,
+        "istio@1.29.6:go.mod requires sigs.k8s.io/gateway-api v1.4.1 (1.30.3: v1.5.1, 1.31.0-rc.0: v1.6.0); "
+        "istio@1.19.3:go.mod v0.8.0, istio@1.18.5 v0.6.2",
+        "built with a v1 Gateway API module: the suite's gateway-api feature installs its pinned standard channel "
+        "(multirev/istio/gateway_api.py); older minors skip the feature with the reason",
+    ),
+    Capability(
         "gateway-status-resolved-refs", (1, 31), None,
         "istio@1.31.0-rc.0:pilot/pkg/config/kube/gateway/conversion.go reportGatewayStatus (gatewayConditions holds "
         "ResolvedRefs); absent at 1.30.3; seen on the real 1.31-dev and 1.30-dev istiods (tests/local)",

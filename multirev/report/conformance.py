@@ -95,6 +95,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| data plane | Envoy {plane['envoy']}; {len(plane.get('proxies') or [])} proxies started |")
     elif (report.get("data_plane") or {}).get("missing"):
         lines.append(f"| data plane | none: {report['data_plane']['missing']} |")
+    if report.get("gateway_api"):
+        api = report["gateway_api"]
+        lines.append(f"| Gateway API | {api['version']} ({api['channel']} channel; {api['source']}) |")
     if report.get("faults"):
         lines.append(f"| injected faults | {', '.join(report['faults'])} |")
     for note in report.get("notes") or []:

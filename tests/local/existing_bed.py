@@ -74,10 +74,12 @@ class ExistingBed:
     mirror: Path  # --istio-mirror: <mirror>/<version>/istio-<version>-linux-amd64.tar.gz and .sha256
     cache: Path  # --istio-cache: empty at start, filled by the suite's ensure_release
     versions: list[str] = field(default_factory=list)
+    gateway_api_mirror: Path | None = None  # --gateway-api-mirror: <mirror>/<version>/standard-install.yaml
 
     def suite_options(self) -> list[str]:
+        mirror = ["--gateway-api-mirror", str(self.gateway_api_mirror)] if self.gateway_api_mirror else []
         return ["--backend", "existing", "--kubeconfig", str(self.kubeconfig), "--istio-mirror", str(self.mirror),
-                "--istio-cache", str(self.cache), "--profile", PROFILE]
+                "--istio-cache", str(self.cache), "--profile", PROFILE, *mirror]
 
 
 @contextmanager
@@ -108,7 +110,8 @@ def existing_cluster(tmp_path: Path, *, run_id: str = BED_RUN_ID,
         kubeconfig = tmp_path / "existing.kubeconfig"
         shutil.copyfile(backend.kubeconfig_outside, kubeconfig)
         kubeconfig.chmod(0o600)
-        yield ExistingBed(backend, cluster, kubeconfig, mirror, cache, versions)
+        yield ExistingBed(backend, cluster, kubeconfig, mirror, cache, versions,
+                          gateway_api_mirror=build_gateway_api_mirror(tmp_path / "gateway-api-mirror", versions))
     except BaseException as exc:
         try:
             backend.stop()
@@ -132,6 +135,19 @@ def samples_used(suites: Path = PROJECT_ROOT / "suites") -> list[str]:
     """Top-level sample folders the suites declare (`samples:<folder>/...`, multirev/manifests.py)."""
     found = {m.group(1) for path in suites.rglob("*.py") for m in SAMPLES_USE.finditer(path.read_text())}
     return sorted(found)
+
+
+def build_gateway_api_mirror(mirror: Path, versions: Iterable[str]) -> Path | None:
+    """The Gateway API release manifest the suite downloads for these versions, as its release publishes it
+    (<version>/standard-install.yaml): the one `./run build-local` made from the verified module, with the same
+    sha256. None where no version is pinned for these minors."""
+    built = build.gateway_api_manifest(list(versions))
+    if built is None:
+        return None
+    target = mirror / built.parent.name / built.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, target)
+    return mirror
 
 
 def build_release_mirror(mirror: Path, versions: Iterable[str]) -> Path:

@@ -13,47 +13,39 @@ import importlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-import yaml
 
 from fixtures.mesh import MeshSetup, build_mesh
 from multirev import budget
-from multirev.backends.base import Endpoint
-from multirev.backends.local import build
 from multirev.backends.local.backend import LocalBackend
 from multirev.backends.local.pins import KUBERNETES
 from multirev.backends.local.pods.envoy import ENVOY_FOR_ISTIO_MINOR, istio_minor
 from multirev.backends.simulated.backend import SimulatedBackend
 from multirev.checks.gateway import check_productpage, check_unrouted
-from multirev.checks.gateway_api import GATEWAY_NAME_LABEL
-from multirev.checks.upgrade import Tally, check_tally
 from multirev.commands import Transcript
 from multirev.istio import facts, operator
-from multirev.istio.gateway_api import await_established, deployment_name
+from multirev.istio.gateway_api import deployment_name
 from multirev.istio.trust import CACERTS_SECRET, MeshTrust
 from multirev.istio.versions import KubeVersion
 from multirev.kind.images import NODE_IMAGES
 from multirev.kube import kinds
-from multirev.kube.objects import labels_of
 from multirev.paths import PROJECT_ROOT
-from multirev.plan import EGRESS_EXTERNAL_NAMESPACE, MeshPlan, PlanePlan
-from multirev.profile import ControlPlane, load_profile
+from multirev.plan import EGRESS_EXTERNAL_NAMESPACE, MeshPlan
+from multirev.profile import load_profile
 from multirev.stats import judge_weights
 from multirev.traffic import gateway_get, mesh_get, reviews_version
 from multirev.waits import Observation, wait_for, wait_problem
+from suites import gateway_api as suite_gateway_api
 from suites import moves as canary_upgrade
-from suites.conftest import BOOKINFO, CLIENT
+from suites.conftest import BOOKINFO, CLIENT, GATEWAY_API
 from suites.scenario import (
     apply_and_await_push,
-    rollout_state,
     wait_namespace_rolled_out,
     wait_rolled_out,
     wait_until_served,
 )
-from tests.gateway_api_scenario import gateway_api_objects, observe
-from tests.gateway_api_scenario import problems as gateway_problems
+from tests.gateway_api_scenario import observe
 from tests.local.conftest import PROFILE, local_backend, local_versions, nothing_left, require
 from tests.local.test_real_cluster import _restart_istiod_with
 
@@ -164,6 +156,7 @@ def _observe_traffic(mesh: MeshSetup) -> dict[str, object]:
         page = gateway_get(mesh.cluster, mesh.endpoint(role), "/productpage", "bookinfo.example")
         seen[f"{role} gateway /productpage"] = (page.status, page.headers.get("server"),
                                                  "Simple Bookstore App" in page.body)
+        seen[f"{role} gateway /productpage shows details and reviews"] = check_productpage(role, page) == []
         unrouted = gateway_get(mesh.cluster, mesh.endpoint(role), "/productpage", "unrouted.invalid")
         seen[f"{role} gateway unrouted host"] = unrouted.status
         app = mesh.plan.plane(role).plane.app_namespaces[0]
@@ -384,199 +377,94 @@ def test_a_canary_with_a_root_of_its_own_breaks_the_upgrade(mesh: MeshSetup, mon
 # -- Gateway API under two revisions (issue 28) ------------------------------------------------------------------
 
 
-@dataclass
-class GatewayApi:
-    """The Gateway API CRDs and, in each revision's app namespace, a Gateway labelled with its tag and an HTTPRoute."""
-
-    planes: dict[str, ControlPlane]
-    crds: list[dict]
-    made: list[dict]
-
-    def app(self, role: str) -> str:
-        return self.planes[role].app_namespaces[0]
-
-    def problems(self, cluster, role: str, owner: str | None = None) -> list[str]:
-        """The ownership and status checks of the role's Gateway, for the owner its label should name."""
-        expected = self.planes[owner or role]
-        return gateway_problems(cluster, role, self.app(role), expected.revision, str(expected.version))
-
-
 @pytest.fixture(scope="module")
-def gateway_api(mesh: MeshSetup) -> Iterator[GatewayApi]:
-    manifest = build.gateway_api_manifest(local_versions())
-    assert manifest is not None, "no Gateway API CRDs are pinned for the local-dev minors"
-    cluster = mesh.cluster
-    setup = GatewayApi({role: mesh.plan.plane(role).plane for role in ("stable", "canary")},
-                       [doc for doc in yaml.safe_load_all(manifest.read_text()) if doc], [])
-    try:
-        for doc in setup.crds:
-            cluster.apply(doc)
-        await_established(cluster, setup.crds)
-        for role, plane in setup.planes.items():
-            for obj in gateway_api_objects(role, plane.tag, plane.app_namespaces[0]):
-                cluster.apply(obj)
-                setup.made.append(obj)
-        for role in setup.planes:
-            def settled(role: str = role) -> Observation[list[str]]:
-                problems = setup.problems(cluster, role)
-                return Observation(not problems, problems, "; ".join(problems))
-
-            assert wait_problem(f"the {role} Gateway API gateway deployed and programmed by its owner", settled,
-                                clock=cluster.clock, timeout=180, interval=2) is None
-        yield setup
-    finally:
-        for obj in reversed(setup.made):
-            cluster.delete(kinds.of(obj), obj["metadata"]["name"], obj["metadata"]["namespace"])
-
-        def deployments_gone() -> Observation[list[str]]:
-            left = [f"{d['metadata']['namespace']}/{d['metadata']['name']}"
-                    for plane in setup.planes.values() for d in cluster.list(kinds.DEPLOYMENT, plane.app_namespaces[0])
-                    if GATEWAY_NAME_LABEL in (d["metadata"].get("labels") or {})]
-            return Observation(not left, left, f"left: {left}")
-
-        wait_for("the Gateway API gateways to be gone", deployments_gone, clock=cluster.clock, timeout=120,
-                 interval=2)
-        for doc in reversed(setup.crds):
-            cluster.delete(kinds.of(doc), doc["metadata"]["name"])
-
-
-def _gateway_api_endpoint(mesh: MeshSetup, role: str, app: str) -> Endpoint:
-    backend = mesh.backend
-    assert isinstance(backend, LocalBackend)
-    return backend.service_endpoint(app, deployment_name(f"bookinfo-{role}"), "http")
+def gateway_api(mesh: MeshSetup) -> MeshSetup:
+    """The suite's Gateway API objects, which set-up applied with the CRDs (full_run_manifests declares them), deployed
+    and programmed by their owners: the mesh, once they are."""
+    for role in ("stable", "canary"):
+        assert suite_gateway_api.await_problems(
+            mesh, f"the {role} Gateway API gateway deployed and programmed by its owner",
+            lambda role=role: suite_gateway_api.deployed_problems(mesh, role, role)
+            + suite_gateway_api.status_problems(mesh, role)) == []
+    return mesh
 
 
 def test_gateway_api_gateways_are_deployed_by_their_owner_and_serve_their_own_routes(
-        mesh: MeshSetup, gateway_api: GatewayApi, tmp_path_factory: pytest.TempPathFactory) -> None:
+        gateway_api: MeshSetup, tmp_path_factory: pytest.TempPathFactory) -> None:
     """On real istiods: the Gateway API CRDs (the standard channel these minors are built with, made from the
-    verified module), then in each revision's app namespace a Gateway labelled with the revision's tag and an
-    HTTPRoute to productpage. Each is deployed by its owner's deployment controller alone (pod template rendered by
-    that revision, its proxy version), Accepted and Programmed, its route Accepted by Istio's controller (the
-    fixture awaits it); the model, given the same objects, shows the same owners, versions and conditions; each
-    gateway serves its own host (200) and not the other's (404)."""
+    verified module), then in each revision's gateway namespace the suite's Gateway labelled with the revision's tag
+    and its HTTPRoutes. Each is deployed by its owner's deployment controller alone (pod template rendered by that
+    revision, its proxy version), Accepted and Programmed, its routes Accepted by Istio's controller (the fixture
+    awaits it); the model, given the same objects, shows the same owners, versions and conditions; each gateway
+    serves its own host (200, with details and reviews on the page) and not the other's (404)."""
+    mesh = gateway_api
     cluster = mesh.cluster
     work = tmp_path_factory.mktemp("model-gateway-api")
     model_backend = SimulatedBackend(Transcript(work / "transcript.jsonl"), seed=1, faults=[],
                                      node_image=NODE_IMAGES[KubeVersion.parse(KUBERNETES.version)],
                                      work_dir=work, host_port_base=18080)
-    model = build_mesh(mesh.plan, model_backend, model_backend.start(), work, set(BOOKINFO))
-    for obj in gateway_api.made:
-        model.cluster.apply(obj)
+    model = build_mesh(mesh.plan, model_backend, model_backend.start(), work, {*BOOKINFO, *GATEWAY_API})
     model.cluster.settle(30)
     model.cluster.settle(30)
-    apps = {role: gateway_api.app(role) for role in gateway_api.planes}
+    apps = {role: mesh.plan.plane(role).gateway_namespace for role in ("stable", "canary")}
     real_seen, model_seen = observe(cluster, apps), observe(model.cluster, apps)
     assert model_seen == real_seen, f"model vs real:\n{model_seen}\n{real_seen}"
-    for role in gateway_api.planes:
-        other = "canary" if role == "stable" else "stable"
-        endpoint = _gateway_api_endpoint(mesh, role, gateway_api.app(role))
-        host, where = f"{role}.gateway-api.example", f"the {role} Gateway API gateway"
+    for role in ("stable", "canary"):
+        other = mesh.plan.plane("canary" if role == "stable" else "stable")
+        plane, endpoint = mesh.plan.plane(role), suite_gateway_api.gateway_endpoint(mesh, role)
+        where = f"the {role} Gateway API gateway"
 
-        def serves(endpoint=endpoint, host=host, where=where) -> Observation[list[str]]:
+        def serves(endpoint=endpoint, host=plane.gateway_api_host, where=where) -> Observation[list[str]]:
             problems = check_productpage(where, gateway_get(cluster, endpoint, "/productpage", host))
             return Observation(not problems, problems, "; ".join(problems))
 
-        assert wait_problem(f"{where} to serve {host}", serves, clock=cluster.clock, timeout=120, interval=2) is None
-        response = gateway_get(cluster, endpoint, "/productpage", f"{other}.gateway-api.example")
-        assert check_unrouted(where, "/productpage", f"{other}.gateway-api.example", f"the {other} gateway",
+        assert wait_problem(f"{where} to serve {plane.gateway_api_host}", serves, clock=cluster.clock, timeout=120,
+                            interval=2) is None
+        response = gateway_get(cluster, endpoint, "/productpage", other.gateway_api_host)
+        assert check_unrouted(where, "/productpage", other.gateway_api_host, f"the {other.role} gateway",
                               response) == []
 
 
-def _move_tag(mesh: MeshSetup, tag: str, source: PlanePlan, target: PlanePlan) -> None:
-    """`tag remove <tag> -i <source ns>`, then `tag set <tag> --revision <target> -i <target ns>`: in the separate
-    layout a tag's webhook is named for, and calls the istiod of, its `-i` namespace (suites/moves.py
-    move_default_tag); set first, two webhooks of the tag would make both istiods claim the Gateway."""
-    for command, run in ((mesh.installer.describe("untag", source, tag),
-                          lambda: mesh.installer.remove_tag(source, tag)),
-                         (mesh.installer.describe("retag", target, tag),
-                          lambda: mesh.installer.set_tag(target, tag, overwrite=True))):
-        result = run()
-        assert result.returncode == 0, f"`{command}` failed: {result.stderr}"
-
-
-def _move_gateway_under_traffic(mesh: MeshSetup, gateway_api: GatewayApi, source_role: str,
-                                target_role: str) -> tuple[Tally, list[str]]:
-    """Move the stable Gateway's tag from the source revision to the target while requests flow through it; returns
-    the requests' tally and every moment its status was not Programmed."""
-    cluster, app = mesh.cluster, gateway_api.app("stable")
-    source, target = mesh.plan.plane(source_role), mesh.plan.plane(target_role)
-    tag = gateway_api.planes["stable"].tag
-    endpoint = _gateway_api_endpoint(mesh, "stable", app)
-    tally, gaps = Tally(), []
-
-    def tick() -> None:
-        for _ in range(5):
-            response = gateway_get(cluster, endpoint, "/productpage", "stable.gateway-api.example")
-            tally.add(response.status, response.body)
-        gateway = cluster.get(kinds.K8S_GATEWAY, "bookinfo-stable", app) or {}
-        programmed = next((c for c in (gateway.get("status") or {}).get("conditions") or []
-                           if c.get("type") == "Programmed"), None)
-        if programmed is None or programmed.get("status") != "True":
-            gaps.append(f"at {cluster.clock.now():.0f}s: {programmed}")
-
-    tick()
-    _move_tag(mesh, tag, source, target)
-
-    def moved() -> Observation[list[str]]:
-        tick()
-        problems = gateway_api.problems(cluster, "stable", owner=target_role)
-        deployment = cluster.get(kinds.DEPLOYMENT, deployment_name("bookinfo-stable"), app)
-        done, _, state = rollout_state(deployment) if deployment else (False, None, "no Deployment")
-        if not done:
-            problems.append(state)
-        return Observation(not problems, problems, "; ".join(problems))
-
-    problem = wait_problem(f"the stable Gateway to move to revision {target.plane.revision}", moved,
-                           clock=cluster.clock, timeout=240, interval=1)
-    assert problem is None, problem
-    while tally.total < 200:
-        tick()
-    return tally, gaps
-
-
-def test_moving_the_tag_a_gateway_api_gateway_follows_moves_it_under_traffic(
-        mesh: MeshSetup, gateway_api: GatewayApi, record_property: pytest.RecordProperty) -> None:
-    """Istio's canary upgrade for gateways: the tag the stable Gateway follows is moved to the canary revision while
-    requests flow through it (the canary's istiod first given the namespace to watch). The canary's deployment
-    controller takes the Gateway over and re-renders its pod, which rolls onto the canary's proxy; at least 99.5 %
-    of the requests succeed and the Gateway stays Programmed throughout. Then the tag is moved back the same way."""
-    cluster, app = mesh.cluster, gateway_api.app("stable")
-    canary_labels = mesh.plan.plane("canary").discovery_labels
-    cluster.label(kinds.NAMESPACE, app, dict(canary_labels))
-    try:
-        tally, gaps = _move_gateway_under_traffic(mesh, gateway_api, "stable", "canary")
-        record_property("requests_to_canary", f"{tally.ok} of {tally.total} succeeded")
-        assert check_tally("moving the stable Gateway to the canary revision", tally) == []
-        assert gaps == [], f"the Gateway was not Programmed during the move: {gaps}"
-        tally, gaps = _move_gateway_under_traffic(mesh, gateway_api, "canary", "stable")
-        record_property("requests_back_to_stable", f"{tally.ok} of {tally.total} succeeded")
-        assert check_tally("moving the stable Gateway back to the stable revision", tally) == []
-        assert gaps == [], f"the Gateway was not Programmed during the rollback: {gaps}"
-    finally:
-        owner = {labels_of(hook).get(facts.REV_LABEL) for hook in cluster.list(
-            kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: gateway_api.planes["stable"].tag})}
-        if owner != {gateway_api.planes["stable"].revision}:  # a failed move: the tag goes back where it was
-            tag = gateway_api.planes["stable"].tag
-            for hook in cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: tag}):
-                cluster.delete(kinds.MUTATING_WEBHOOK, hook["metadata"]["name"])
-            mesh.installer.set_tag(mesh.plan.plane("stable"), gateway_api.planes["stable"].tag, overwrite=True)
-        cluster.label(kinds.NAMESPACE, app, dict.fromkeys(set(canary_labels) - set(mesh.plan.plane("stable")
-                                                                                   .discovery_labels)))
-
-
-def test_a_gateway_api_gateway_labelled_with_the_other_revisions_tag_is_named(mesh: MeshSetup,
-                                                                            gateway_api: GatewayApi) -> None:
+def test_a_gateway_api_gateway_labelled_with_the_other_revisions_tag_is_named(gateway_api: MeshSetup) -> None:
     """Real misuse: the stable Gateway names the canary's tag, in a namespace the canary's istiod does not watch
     (discoverySelectors). The canary never sees it, the stable istiod no longer takes it (IsMine): its Deployment
     stays as the stable revision rendered it, owned by nobody. The ownership check, asked for the owner the label
     names, says so."""
-    cluster, app = mesh.cluster, gateway_api.app("stable")
-    stable, canary = gateway_api.planes["stable"], gateway_api.planes["canary"]
-    cluster.label(kinds.K8S_GATEWAY, "bookinfo-stable", {facts.REV_LABEL: canary.tag}, app)
+    mesh = gateway_api
+    cluster, app = mesh.cluster, mesh.plan.plane("stable").gateway_namespace
+    stable, canary = mesh.plan.plane("stable").plane, mesh.plan.plane("canary").plane
+    gateway = suite_gateway_api.GATEWAY
+    cluster.label(kinds.K8S_GATEWAY, gateway, {facts.REV_LABEL: canary.tag}, app)
     try:
         cluster.clock.sleep(15)  # time for a takeover that a deployment controller watching it would make
-        problems = gateway_api.problems(cluster, "stable", owner="canary")
-        assert any(f"Deployment {app}/bookinfo-stable-istio for Gateway {app}/bookinfo-stable was rendered by "
+        problems = suite_gateway_api.deployed_problems(mesh, "stable", "canary")
+        assert any(f"Deployment {app}/{deployment_name(gateway)} for Gateway {app}/{gateway} was rendered by "
                    f"revision {stable.revision}, not by its owner {canary.revision}" in p for p in problems), problems
     finally:
-        cluster.label(kinds.K8S_GATEWAY, "bookinfo-stable", {facts.REV_LABEL: stable.tag}, app)
+        cluster.label(kinds.K8S_GATEWAY, gateway, {facts.REV_LABEL: stable.tag}, app)
+    assert suite_gateway_api.await_problems(
+        mesh, "the stable Gateway API gateway back with its owner",
+        lambda: suite_gateway_api.moved_problems(mesh, "stable")) == []
+
+
+def test_a_tag_moved_without_the_gateway_following_fails_the_move(gateway_api: MeshSetup) -> None:
+    """Real misuse: the stable tag moved to the canary (`tag remove`, then `tag set` from the canary's namespace)
+    while the canary's istiod does not watch the stable namespace (it was not given the discovery label first, as the
+    upgrade does). The stable istiod lets the Gateway go and the canary never sees it, so the gateway does not follow
+    its tag: the check the upgrade asks after the move names the Deployment still rendered by the stable revision."""
+    mesh = gateway_api
+    app = mesh.plan.plane("stable").gateway_namespace
+    stable, canary = mesh.plan.plane("stable").plane, mesh.plan.plane("canary").plane
+    gateway = suite_gateway_api.GATEWAY
+    assert suite_gateway_api.move_tag(mesh, stable.tag, "stable", "canary") == []
+    try:
+        problems = suite_gateway_api.await_problems(
+            mesh, "the stable Gateway to move to the canary", lambda: suite_gateway_api.moved_problems(mesh, "canary"),
+            timeout=30)
+        assert f"Deployment {app}/{deployment_name(gateway)} for Gateway {app}/{gateway} was rendered by revision " \
+               f"{stable.revision}, not by its owner {canary.revision}" in problems, problems
+    finally:
+        assert suite_gateway_api.move_tag(mesh, stable.tag, "canary", "stable") == []
+    assert suite_gateway_api.await_problems(
+        mesh, "the stable Gateway API gateway back with its owner",
+        lambda: suite_gateway_api.moved_problems(mesh, "stable")) == []

@@ -15,6 +15,7 @@ DEFAULTS = {"backend": "kind", "profile": "current", "profile_file": None, "isti
             "kind_image": None, "istio_mirror": "https://example.invalid/istio", "cluster_name": "pytest-kind",
             "keep_cluster": False, "kind_bin": None, "context": None, "allow_destructive": False,
             "installer": None, "installed": None, "helm_mirror": "https://get.helm.sh", "helm_bin": None,
+            "gateway_api_mirror": "https://github.com/kubernetes-sigs/gateway-api/releases/download",
             "gateway_host": None, "gateway_endpoint": [], "host_port_base": 18080, "sim_seed": 1, "bin_cache": None,
             "variant": None, "allow_purge": False}
 

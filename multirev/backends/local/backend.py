@@ -57,6 +57,7 @@ from multirev.backends.local.processes import Supervisor
 from multirev.clock import Clock
 from multirev.commands import Completed, Runner
 from multirev.errors import EnvironmentProblem, UsageError, WaitTimeout
+from multirev.istio.gateway_api import GatewayApiModule
 from multirev.istio.helm import Helm
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
@@ -442,6 +443,12 @@ class LocalBackend(Backend):
         tool.dumps = self.temp / "config-dumps" if self.temp else None
         tool.verify_version()
         return tool
+
+    def gateway_api_manifest(self, module: GatewayApiModule) -> Path:
+        """Built from the served `sigs.k8s.io/gateway-api` module (the CRDs ship in it) by `./run build-local`, which
+        keeps it in the binary cache; built here if missing, which needs the module proxy."""
+        with step(f"Gateway API {module.version} standard-install.yaml (from its verified module)"):
+            return build.module_manifest(module)
 
     def samples_dir(self, version: IstioVersion) -> Path:
         pin = ISTIO[str(version)]

@@ -440,13 +440,17 @@ GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
 
 def gateway_api_manifest(istio_versions: list[str], cache: Path | None = None) -> Path | None:
     """The Gateway API standard channel's install manifest for these Istio versions (the newer of the modules their
-    go.mod require: multirev/istio/gateway_api.py), built from the verified module as the release script builds it
-    and checked against the release's sha256; kept in the cache, so a run needs no Go module cache. None where no
-    version is pinned for these minors."""
-    cache = cache or default_bin_cache()
+    go.mod require: multirev/istio/gateway_api.py); None where no version is pinned for these minors."""
     module = gateway_api.module_for([IstioVersion.parse(v) for v in istio_versions])
     if module is None or module.version not in gateway_api.RELEASE_SHA256:
         return None
+    return module_manifest(module, cache)
+
+
+def module_manifest(module: gateway_api.GatewayApiModule, cache: Path | None = None) -> Path:
+    """The module's standard-install.yaml, built from the verified module as the release script builds it and checked
+    against the release's sha256; kept in the cache, so a run needs no Go module cache."""
+    cache = cache or default_bin_cache()
     path = cache / "gateway-api" / module.version / "standard-install.yaml"
     if path.exists():
         return path

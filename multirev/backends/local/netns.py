@@ -13,7 +13,6 @@ import ctypes
 import http.client
 import json
 import os
-import selectors
 import shutil
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from multirev.errors import EnvironmentProblem
+from multirev.relay import relay
 
 CLONE_NEWNET = 0x40000000  # linux/sched.h
 NETNS_DIR = Path("/var/run/netns")  # where `ip netns add` pins namespaces (iproute2 lib/namespace.h)
@@ -221,29 +221,7 @@ class Forwarder:
             client.close()
             return
         upstream.settimeout(None)
-        for sock in (client, upstream):  # pass small writes on at once, as a NodePort's kernel path would
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        pair = {client: upstream, upstream: client}
-        with selectors.DefaultSelector() as sel:
-            for sock in pair:
-                sel.register(sock, selectors.EVENT_READ)
-            try:
-                # One side's end of stream is passed on as a half-close, and the other direction keeps flowing
-                # until it ends too: closing both at once would drop (and reset) what is still on its way.
-                while sel.get_map() and not self._stop.is_set():
-                    for key, _ in sel.select(timeout=0.5):
-                        source = key.fileobj
-                        data = source.recv(65536)  # type: ignore[union-attr]
-                        if data:
-                            pair[source].sendall(data)  # type: ignore[index]
-                            continue
-                        sel.unregister(source)
-                        pair[source].shutdown(socket.SHUT_WR)  # type: ignore[index]
-            except OSError:
-                return
-            finally:
-                client.close()
-                upstream.close()
+        relay(client, upstream, self._stop)
 
     def stop(self) -> None:
         self._stop.set()

@@ -15,6 +15,7 @@ from multirev.clock import LogicalClock
 from multirev.commands import Completed, RecordingRunner, Transcript
 from multirev.errors import UsageError
 from multirev.faults import Fault
+from multirev.istio.gateway_api import GatewayApiModule
 from multirev.istio.istioctl import Istioctl, KubeTarget
 from multirev.istio.versions import IstioVersion
 from multirev.kind.config import host_ports
@@ -86,6 +87,13 @@ class SimulatedBackend(Backend):
     def samples_dir(self, version: IstioVersion) -> Path:
         """The project's Bookinfo-shaped stand-ins (the model runs no release images)."""
         return MANIFESTS / "simulated-samples"
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str) -> Endpoint:
+        return self.cluster.service_endpoint(namespace, service, port_name)
+
+    def gateway_api_manifest(self, module: GatewayApiModule) -> None:
+        """None: the model serves the Gateway API kinds without their CRDs (docs/model-vs-real.md)."""
+        return None
 
     def gateway_endpoint(self, role: str) -> Endpoint:
         return Endpoint("127.0.0.1", host_ports(self.host_port_base)[role]["http"])

@@ -57,6 +57,9 @@ NODE_PORT_RANGE = (30000, 32767)
 NODE_PORT_STATIC_BAND = min(max(16, (NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1) // 32), 128)
 
 
+FORWARD_PORT_BASE = 42000  # the model's stand-ins for the loopback ports a port-forward listens on
+
+
 class SimulatedCluster:
     def __init__(self, clock: LogicalClock, rng: random.Random, kubernetes_version: str, hooks: Hooks) -> None:
         self.clock = clock
@@ -70,6 +73,8 @@ class SimulatedCluster:
         self.mesh: MeshModel | None = None  # attached by the backend
         self.router: Router | None = None  # attached by the backend
         self.host_to_node_port: dict[int, int] = {}  # kind extraPortMappings, set by the backend
+        # host port -> (namespace, Service, port name): a port-forward to a Service (Backend.service_endpoint)
+        self.service_forwards: dict[int, tuple[str, str, str]] = {}
         # Its own generator, seeded from the run's without drawing from it, so allocating NodePorts leaves every
         # other seeded choice (pod names, routes, weights) as it was.
         self._node_port_rng = random.Random(repr(rng.getstate()))
@@ -98,7 +103,7 @@ class SimulatedCluster:
         stored = self.store.put(kind, obj)
         if kind is kinds.DEPLOYMENT:
             self._sync_deployment(stored["metadata"]["namespace"], stored["metadata"]["name"])
-        if is_istio_config(kind) and self.mesh is not None:
+        if (is_istio_config(kind) or kind.kind == "HTTPRoute") and self.mesh is not None:
             self.mesh.on_config_change(stored)
         return self.store.get(kind, meta["name"], meta.get("namespace")) or stored
 
@@ -186,7 +191,7 @@ class SimulatedCluster:
 
     def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
         if kind is kinds.NAMESPACE:
-            for k in kinds.ALL:
+            for k in (*kinds.ALL, kinds.K8S_GATEWAY, kinds.HTTP_ROUTE):  # everything in it goes with it
                 if k.namespaced:
                     for obj in self.store.raw_list(k, name):
                         self.store.delete(k, obj["metadata"]["name"], name)
@@ -200,7 +205,7 @@ class SimulatedCluster:
                 for obj in self.store.raw_list(served):
                     self.delete(served, obj["metadata"]["name"], obj["metadata"].get("namespace"))
         existing = self.store.get(kind, name, namespace)
-        if existing is not None and is_istio_config(kind) and self.mesh is not None:
+        if existing is not None and (is_istio_config(kind) or kind.kind == "HTTPRoute") and self.mesh is not None:
             self.mesh.on_config_change(existing)
         return self.store.delete(kind, name, namespace)
 
@@ -236,11 +241,24 @@ class SimulatedCluster:
         self._sync_deployment(namespace, deployment)
 
     def http_get(self, endpoint: Endpoint, path: str, host: str) -> HttpResponse:
-        """The host reaches a gateway through kind's port mapping to its NodePort (multirev/kind/config.py)."""
+        """The host reaches a gateway through kind's port mapping to its NodePort (multirev/kind/config.py), or a
+        Service through a port-forward (service_endpoint)."""
+        if endpoint.port in self.service_forwards and self.router is not None:
+            return self.router.via_service(*self.service_forwards[endpoint.port], path, host)
         node_port = self.host_to_node_port.get(endpoint.port)
         if node_port is None or self.router is None:
             return HttpResponse(0, {}, f"connection refused: nothing listens on {endpoint.host}:{endpoint.port}")
         return self.router.via_gateway(node_port, path, host)
+
+    def service_endpoint(self, namespace: str, service: str, port_name: str) -> Endpoint:
+        """A host port standing for a port-forward to the Service's port (as kubectl port-forward service/...)."""
+        target = (namespace, service, port_name)
+        for port, forwarded in self.service_forwards.items():
+            if forwarded == target:
+                return Endpoint("127.0.0.1", port)
+        port = FORWARD_PORT_BASE + len(self.service_forwards)
+        self.service_forwards[port] = target
+        return Endpoint("127.0.0.1", port)
 
     def kubernetes_version(self) -> str:
         return self._kubernetes_version

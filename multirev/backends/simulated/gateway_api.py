@@ -35,6 +35,14 @@ class GatewayApiController:
         self.mesh = mesh
         self.store = mesh.cluster.store
         self.made: set[tuple[str, str]] = set()  # (namespace, gateway) of each Gateway it deployed
+        self.first_owner: dict[tuple[str, str], str] = {}  # (namespace, gateway) -> the revision that deployed it first
+
+    def moved(self, namespace: str, gateway: str) -> bool:
+        """Whether the Gateway is now deployed by another revision than the one that deployed it first (a tag move)."""
+        first = self.first_owner.get((namespace, gateway))
+        deployment = self.store.raw(kinds.DEPLOYMENT, deployment_name(gateway), namespace) or {}
+        rendered = annotations_of((deployment.get("spec") or {}).get("template") or {}).get(facts.REV_LABEL)
+        return first is not None and rendered is not None and rendered != first
 
     # -- what each istiod knows ------------------------------------------------------------------
     def _view(self, revision: Revision) -> IstiodView:
@@ -73,8 +81,12 @@ class GatewayApiController:
                 self._write_status(gateway, owner)
         self._collect_orphans({(g["metadata"]["namespace"], g["metadata"]["name"]) for g in gateways})
         for route in self.store.raw_list(kinds.HTTP_ROUTE):
-            for owner in self.owners(route):
+            owners = self.owners(route)
+            for owner in owners:
                 self._write_route_status(route, owner)
+            others = [r for r in self.mesh.revisions.values() if r not in owners]
+            for other in self.mesh.cluster.hooks.apply("gateway_api_foreign_status_writers", [], others=others):
+                self._write_route_status(route, other, mine=False)
 
     def _deploy(self, gateway: Obj, owner: Revision) -> None:
         meta = gateway["metadata"]
@@ -105,6 +117,7 @@ class GatewayApiController:
         ):
             kind = kinds.of(obj)
             self.made.add((namespace, meta["name"]))
+            self.first_owner.setdefault((namespace, meta["name"]), owner.name)
             existing = self.store.raw(kind, name, namespace)
             if existing is None or existing.get("spec") != obj.get("spec") or labels_of(existing) != labels:
                 self.mesh.cluster.apply(obj)  # server-side apply, force: the same object whoever renders it
@@ -131,12 +144,15 @@ class GatewayApiController:
             status["addresses"] = [{"type": "Hostname", "value": host}]
         gateway["status"] = status
 
-    def _write_route_status(self, route: Obj, owner: Revision) -> None:
+    def _write_route_status(self, route: Obj, owner: Revision, *, mine: bool = True) -> None:
+        """`mine`: as the owner sees the route. An istiod writing the status of a route it does not own sees no
+        parent of its own (only faults make one write it)."""
         namespace = route["metadata"]["namespace"]
         parents = []
         for ref in (route.get("spec") or {}).get("parentRefs") or []:
             gateway = self.store.raw(kinds.K8S_GATEWAY, ref["name"], ref.get("namespace") or namespace)
-            accepted = gateway is not None and (gateway.get("spec") or {}).get("gatewayClassName") == GATEWAY_CLASS
+            accepted = mine and gateway is not None \
+                and (gateway.get("spec") or {}).get("gatewayClassName") == GATEWAY_CLASS
             backends = [b for rule in (route.get("spec") or {}).get("rules") or []
                         for b in rule.get("backendRefs") or []]
             resolved = all(self.store.raw(kinds.SERVICE, b["name"], b.get("namespace") or namespace) is not None
@@ -159,3 +175,4 @@ class GatewayApiController:
             for kind in (kinds.DEPLOYMENT, kinds.SERVICE, kinds.SERVICEACCOUNT):
                 self.mesh.cluster.delete(kind, deployment_name(gateway), namespace)
             self.made.discard((namespace, gateway))
+            self.first_owner.pop((namespace, gateway), None)

@@ -38,13 +38,21 @@ POINTS = {
                       "(ctx: revision, install_order, kind: Gateway|VirtualService, unseen: the others of that kind)",
     "proxy_discovery_address": "the istiod address an injected proxy connects to (ctx: revision, install_order, "
                                "restarted, addresses: install_order -> address)",
-    "mesh_response": "the response to an in-mesh request (ctx: namespace, rollout_in_progress)",
+    "mesh_response": "the response to an in-mesh request (ctx: namespace, rollout_in_progress, source_app: the calling "
+                     "pod's app label, url)",
     "analyze_findings": "what `istioctl analyze` reports for a namespace (ctx: namespace)",
     "proxy_metadata": "the proxyMetadata (meshConfig.defaultConfig) an injected proxy gets as env (ctx: revision)",
     "ca_root": "the root certificate (PEM) a revision's istiod signs with and publishes (ctx: revision, namespace, "
                "install_order, plugged: whether it came from a `cacerts` Secret)",
     "route_weights": "the weights a route's destinations are drawn with (ctx: revision, install_order, "
                      "virtual_service)",
+    "gateway_api_owners": "the revisions whose istiod takes a Gateway or HTTPRoute as its own (ctx: obj, revisions)",
+    "gateway_api_foreign_status_writers": "the revisions that write an HTTPRoute's status without owning it, none in "
+                                          "a healthy mesh (ctx: others: the revisions that do not own it)",
+    "gateway_api_routes": "the HTTPRoutes a Gateway API gateway's pods route by, those their revision's istiod sees "
+                          "(ctx: gateway, moved: deployed now by another revision than first)",
+    "http_route_weights": "the weights an HTTPRoute rule's backendRefs are drawn with (ctx: revision, install_order, "
+                          "route)",
 }
 
 

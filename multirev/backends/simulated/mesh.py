@@ -17,7 +17,7 @@ import yaml
 
 from multirev.backends.simulated.cluster import Refused, SimulatedCluster
 from multirev.backends.simulated.gateway_api import GatewayApiController
-from multirev.checks.xds import config_keys
+from multirev.checks.xds import config_keys, route_virtual_service_key
 from multirev.commands import Completed
 from multirev.istio import facts, trust
 from multirev.istio.capabilities import supports
@@ -532,11 +532,28 @@ class MeshModel:
 
     def on_config_change(self, obj: Obj) -> None:
         """Each istiod that sees the object debounces and pushes, logging the first config key only
-        (istio@1.30.3:pilot/pkg/xds/discovery.go, same at 1.18.5); changes at one instant share a push."""
-        for key in config_keys(obj):
+        (istio@1.30.3:pilot/pkg/xds/discovery.go, same at 1.18.5); changes at one instant share a push. An HTTPRoute
+        is pushed as the VirtualService derived for each listener of its Gateways and each of its hosts
+        (multirev/checks/xds.py route_virtual_service_key), by every istiod that reads it: one whose discoverySelectors
+        select its namespace, and the route naming no other revision (pilot/pkg/config/kube/gateway/controller.go
+        @1.30.3 buildClient filters Gateway API inputs by their own `istio.io/rev` only)."""
+        for key in self._route_keys(obj) if obj["kind"] == "HTTPRoute" else config_keys(obj):
             seeing = [r.name for r in self.revisions.values() if self.sees(r, obj)]
             seeing = self.cluster.hooks.apply("push_targets", seeing, key=key, revisions=list(self.revisions))
             self._push(key, seeing)
+
+    def _route_keys(self, route: Obj) -> list[str]:
+        namespace = route["metadata"].get("namespace", "")
+        spec = route.get("spec") or {}
+        keys = []
+        for ref in spec.get("parentRefs") or []:
+            gateway_ns = ref.get("namespace") or namespace
+            gateway = self.cluster.store.raw(kinds.K8S_GATEWAY, ref["name"], gateway_ns)
+            listeners = [ref["sectionName"]] if ref.get("sectionName") else \
+                [listener["name"] for listener in ((gateway or {}).get("spec") or {}).get("listeners") or []]
+            keys += [route_virtual_service_key(namespace, gateway_ns, ref["name"], listener, host)
+                     for listener in listeners for host in spec.get("hostnames") or ["*"]]
+        return keys
 
     def _push(self, key: str, seeing: list[str]) -> None:
         now = self.cluster.clock.now()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from multirev.backends.base import HttpResponse
+from multirev.checks.gateway_api import GATEWAY_NAME_LABEL
 from multirev.istio import facts
 from multirev.istio.capabilities import supports
 from multirev.kube import kinds
@@ -71,6 +72,64 @@ class Router:
                 return self._gateway_response(revision, self._forward(revision, vs, route, path, host))
         return self._gateway_response(revision, _response(404))
 
+    def via_service(self, namespace: str, name: str, port_name: str, path: str, host: str) -> HttpResponse:
+        """A port-forward to a Service's port: one ready pod behind it answers (a Gateway API gateway's pod routes by
+        the HTTPRoutes its revision programmed)."""
+        service = self.cluster.store.raw(kinds.SERVICE, name, namespace)
+        if service is None or not any(p.get("name") == port_name for p in service["spec"].get("ports") or []):
+            return HttpResponse(0, {}, f"connection refused: Service {namespace}/{name} has no port {port_name}")
+        pods = self._ready_pods(namespace, service["spec"].get("selector") or {})
+        if not pods:
+            return HttpResponse(0, {}, f"connection refused: Service {namespace}/{name} has no ready endpoints")
+        pod = pods[0]
+        gateway = labels_of(pod).get(GATEWAY_NAME_LABEL)
+        if gateway is None:
+            return self._app(pod, path, host)
+        revision = self.mesh.revisions.get((pod["metadata"].get("annotations") or {}).get(facts.REV_LABEL, ""))
+        if revision is None:
+            return _response(503, "no healthy upstream")
+        return self._gateway_response(revision, self._via_k8s_gateway(revision, namespace, gateway, path, host))
+
+    def _via_k8s_gateway(self, revision: Revision, namespace: str, gateway: str, path: str,
+                         host: str) -> HttpResponse:
+        """The HTTPRoutes the revision's istiod sees that attach to the Gateway and name the host (or none); of their
+        matches the most specific wins, as Gateway API orders them: an exact path before any prefix, a longer
+        prefix before a shorter (gateway-api apis/v1/httproute_types.go HTTPRouteRule, "precedence")."""
+        hostname = host.split(":")[0]
+        candidates = []
+        routes = self._visible(revision, kinds.HTTP_ROUTE)
+        routes = self.cluster.hooks.apply("gateway_api_routes", routes, gateway=f"{namespace}/{gateway}",
+                                          moved=self.mesh.gateway_api.moved(namespace, gateway))
+        for route in routes:
+            spec = route.get("spec") or {}
+            attached = any(ref.get("name") == gateway and (ref.get("namespace") or namespace_of(route)) == namespace
+                           and ref.get("kind", "Gateway") == "Gateway" for ref in spec.get("parentRefs") or [])
+            if not attached or (spec.get("hostnames") and not any(_host_matches(h, hostname)
+                                                                  for h in spec["hostnames"])):
+                continue
+            for rule in spec.get("rules") or []:
+                for match in rule.get("matches") or [{}]:
+                    wanted = match.get("path") or {"type": "PathPrefix", "value": "/"}
+                    value = wanted.get("value", "/")
+                    if wanted.get("type") == "Exact" and path == value:
+                        candidates.append(((1, len(value)), route, rule))
+                    elif wanted.get("type", "PathPrefix") == "PathPrefix" and _prefix_matches(value, path):
+                        candidates.append(((0, len(value)), route, rule))
+        if not candidates:
+            return _response(404)
+        _, route, rule = max(candidates, key=lambda c: c[0])
+        backends = rule.get("backendRefs") or []
+        if not backends:
+            return _response(500)
+        weights = [int(b.get("weight", 1)) for b in backends]
+        weights = self.cluster.hooks.apply("http_route_weights", weights, revision=revision.name,
+                                           install_order=revision.install_order, route=name_of(route))
+        if not sum(weights):
+            return _response(500)
+        chosen = self.cluster.rng.choices(backends, weights=weights)[0]
+        return self._call_service(revision, (chosen.get("namespace") or namespace_of(route) or "", chosen["name"]),
+                                  {}, path, host)
+
     def _gateway_config(self, revision: Revision, kind: kinds.Kind) -> list[Obj]:
         """The Gateways or VirtualServices an ingress gateway of the revision is programmed with: those its istiod
         sees, unless a fault says otherwise."""
@@ -92,7 +151,8 @@ class Router:
         if not self.cluster.hooks.has("mesh_response"):
             return response
         return self.cluster.hooks.apply("mesh_response", response, namespace=namespace,
-                                        rollout_in_progress=self.cluster.rollout_in_progress(namespace))
+                                        rollout_in_progress=self.cluster.rollout_in_progress(namespace),
+                                        source_app=labels_of(pod).get("app", ""), url=url)
 
     def _from_pod(self, pod: Obj, url: str) -> HttpResponse:
         parsed = urlparse(url)
@@ -332,11 +392,18 @@ class Router:
             return _response(200, "Product page is healthy")
         if path != "/productpage":
             return _response(404)
+        # front() (samples/bookinfo/src/productpage/productpage.py@1.30.3): details, then reviews; 200 either way, with
+        # each backend's part or its error (templates/productpage.html).
+        details = self.from_pod(pod, "http://details:9080/details/0")
         reviews = self.from_pod(pod, "http://reviews:9080/reviews/0")
-        served_by = json.loads(reviews.body).get("podname", "") if reviews.status == 200 else "unavailable"
-        return _response(200, "<html><head><title>Simple Bookstore App</title></head><body>"
-                              f"<h4>Reviews served by:</h4><small>{served_by}</small></body></html>",
-                         **{"content-type": "text/html; charset=utf-8"})
+        parts = ["<html><head><title>Simple Bookstore App</title></head><body>"]
+        parts.append("<h4>Book Details</h4>" if details.status == 200 else
+                     "<p>Error fetching product details</p>\n"
+                     "<p>Sorry, product details are currently unavailable for this book.</p>")
+        parts.append(f"<small>Reviews served by: {json.loads(reviews.body).get('podname', '')}</small>"
+                     if reviews.status == 200 else "<p>Error fetching product reviews</p>\n"
+                     "<p>Sorry, product reviews are currently unavailable for this book.</p>")
+        return _response(200, "".join(parts) + "</body></html>", **{"content-type": "text/html; charset=utf-8"})
 
 
 def _reviews_body(version: str, podname: str) -> dict[str, Any]:
@@ -366,6 +433,12 @@ def _proxy_env(pod: Obj) -> dict[str, str]:
         if container.get("name") == facts.PROXY_CONTAINER:
             return {e["name"]: str(e.get("value", "")) for e in container.get("env") or []}
     return {}
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    """A PathPrefix matches by whole path elements: /reviews matches /reviews and /reviews/0, not /reviewsx."""
+    prefix = prefix.rstrip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
 def _host_matches(pattern: str, host: str) -> bool:
