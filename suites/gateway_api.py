@@ -25,6 +25,7 @@ from multirev.waits import Observation, wait_problem
 from suites.scenario import rollout_state
 
 GATEWAY = "bookinfo-gateway-api"  # manifests/gateway-api/bookinfo.yaml
+ROLES = ("stable", "canary")
 ROUTES = ("bookinfo", "reviews-weighted")
 READY_TIMEOUT = 300.0
 STEADY_FOR, STEADY_EVERY = 12.0, 2.0  # the window in which nothing may change while both revisions run
@@ -85,20 +86,23 @@ def gateway_endpoint(mesh: MeshSetup, role: str) -> Endpoint:
     return mesh.backend.service_endpoint(mesh.plan.plane(role).gateway_namespace, deployment_name(GATEWAY), "http")
 
 
-def window(mesh: MeshSetup, role: str) -> dict[str, list[tuple[float, object]]]:
-    """What is seen of the role's gateway Deployment, Gateway and routes every STEADY_EVERY s for STEADY_FOR s."""
-    app, cluster = mesh.plan.plane(role).gateway_namespace, mesh.cluster
-    seen: dict[str, list[tuple[float, object]]] = {}
+def window(mesh: MeshSetup, roles: tuple[str, ...] = ROLES) -> dict[str, dict[str, list[tuple[float, object]]]]:
+    """What is seen of each role's gateway Deployment, Gateway and routes every STEADY_EVERY s for STEADY_FOR s (one
+    window for all roles: the verdict is the same, the wait is paid once)."""
+    cluster = mesh.cluster
+    seen: dict[str, dict[str, list[tuple[float, object]]]] = {role: {} for role in roles}
     start = cluster.clock.now()
     while True:
         now = cluster.clock.now() - start
-        seen.setdefault(f"Deployment {app}/{deployment_name(GATEWAY)}", []).append(
-            (now, deployment_summary(cluster.get(kinds.DEPLOYMENT, deployment_name(GATEWAY), app))))
-        seen.setdefault(f"the status of Gateway {app}/{GATEWAY}", []).append(
-            (now, status_summary(cluster.get(kinds.K8S_GATEWAY, GATEWAY, app))))
-        for name in ROUTES:
-            seen.setdefault(f"the status of HTTPRoute {app}/{name}", []).append(
-                (now, status_summary(cluster.get(kinds.HTTP_ROUTE, name, app))))
+        for role in roles:
+            app, found = mesh.plan.plane(role).gateway_namespace, seen[role]
+            found.setdefault(f"Deployment {app}/{deployment_name(GATEWAY)}", []).append(
+                (now, deployment_summary(cluster.get(kinds.DEPLOYMENT, deployment_name(GATEWAY), app))))
+            found.setdefault(f"the status of Gateway {app}/{GATEWAY}", []).append(
+                (now, status_summary(cluster.get(kinds.K8S_GATEWAY, GATEWAY, app))))
+            for name in ROUTES:
+                found.setdefault(f"the status of HTTPRoute {app}/{name}", []).append(
+                    (now, status_summary(cluster.get(kinds.HTTP_ROUTE, name, app))))
         if now >= STEADY_FOR:
             return seen
         cluster.clock.sleep(STEADY_EVERY)
@@ -130,7 +134,7 @@ def relabel_gateway(mesh: MeshSetup, tag: str) -> list[str]:
 
 
 def move_under_traffic(mesh: MeshSetup, tag: str, source_role: str, target_role: str, *,
-                        relabel: bool = False) -> list[str]:
+                       relabel: bool = False, tallies: dict[str, str] | None = None) -> list[str]:
     """Move the stable Gateway to the target revision while requests flow through it: its tag (or, `relabel`, its
     label, to the target's tag); afterwards it is deployed and programmed by the target, its pods rolled onto the
     target's proxy; >= 99.5 % of requests succeed; it is Programmed throughout."""
@@ -168,6 +172,9 @@ def move_under_traffic(mesh: MeshSetup, tag: str, source_role: str, target_role:
     how = f"labelled {tag}" if relabel else f"tag {tag}"
     where = f"moving Gateway {app}/{GATEWAY} ({how}) to revision {target.revision}"
     problems = [f"{where}: {p}" for p in last[0]] + check_tally(where, tally, "requests through the gateway")
+    if tallies is not None:
+        tallies[f"to {target.revision}"] = f"{tally.ok} of {tally.total} requests succeeded, {len(gaps)} moments " \
+                                           "not Programmed"
     if gaps:
         problems.append(f"{where}: the Gateway was not Programmed {len(gaps)} times: {'; '.join(gaps[:3])}")
     return problems

@@ -6,6 +6,7 @@ minor; docs/gateway-api.md says what a user sees when it fails."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -26,6 +27,7 @@ from suites.conftest import BOOKINFO, GATEWAY_API, assert_no_problems
 from suites.gateway_api import (
     GATEWAY,
     READY_TIMEOUT,
+    ROLES,
     await_problems,
     await_programmed,
     deployed_problems,
@@ -41,9 +43,20 @@ SPLIT = {"v1": 0.5, "v2": 0.1, "v3": 0.4}  # the reviews-weighted HTTPRoute's ba
 REVIEWS_PATH = "/reviews/0"
 
 
+@pytest.fixture(scope="module")
+def steady_window(mesh: MeshSetup) -> dict[str, dict[str, list[tuple[float, object]]]]:
+    """Once both Gateways are deployed and programmed (or the wait for it has ended: the tests name what is not), what
+    is seen of their Deployments and statuses over one window with both revisions running."""
+    for role in ROLES:
+        await_problems(mesh, f"the {role} Gateway API gateway to be deployed and programmed", lambda role=role:
+                       deployed_problems(mesh, role, role) + status_problems(mesh, role))
+    return window(mesh)
+
+
 @pytest.mark.parametrize("role", ["stable", "canary"])
 @conformance(feature="gateway-api", manifests=BOOKINFO + GATEWAY_API, canary=True)
-def test_gateway_api_gateway_is_deployed_by_its_owner_alone(mesh: MeshSetup, role: str) -> None:
+def test_gateway_api_gateway_is_deployed_by_its_owner_alone(mesh: MeshSetup, role: str,
+                                                            steady_window: dict[str, dict[str, list]]) -> None:
     """Certifies that the Gateway (class istio) labelled with the revision's tag is deployed by that revision's istiod
     alone: exactly one Deployment for it, its pod template rendered by the owning revision and running its proxy
     version, and over a window of seconds with both revisions running, that Deployment does not change (two istiods
@@ -52,7 +65,7 @@ def test_gateway_api_gateway_is_deployed_by_its_owner_alone(mesh: MeshSetup, rol
                                     f"{mesh.plan.plane(role).plane.revision}",
                               lambda: deployed_problems(mesh, role, role))
     if not problems:
-        for what, seen in window(mesh, role).items():
+        for what, seen in steady_window[role].items():
             if what.startswith("Deployment"):
                 problems += check_steady(what, seen)
     assert_no_problems(problems, f"Gateway API gateway ownership ({role})")
@@ -60,7 +73,8 @@ def test_gateway_api_gateway_is_deployed_by_its_owner_alone(mesh: MeshSetup, rol
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
 @conformance(feature="gateway-api", manifests=BOOKINFO + GATEWAY_API, canary=True)
-def test_gateway_api_status_is_written_by_its_owner(mesh: MeshSetup, role: str) -> None:
+def test_gateway_api_status_is_written_by_its_owner(mesh: MeshSetup, role: str,
+                                                    steady_window: dict[str, dict[str, list]]) -> None:
     """Certifies the status the owning istiod writes, and that no other writes it: the Gateway Accepted and
     Programmed with an address, each HTTPRoute with exactly one parent entry for it, by Istio's controller, Accepted
     and ResolvedRefs; over a window of seconds with both revisions running, none of these statuses changes (another
@@ -68,7 +82,7 @@ def test_gateway_api_status_is_written_by_its_owner(mesh: MeshSetup, role: str) 
     problems = await_problems(mesh, f"the {role} Gateway API gateway and routes to be accepted and programmed",
                               lambda: status_problems(mesh, role))
     if not problems:
-        for what, seen in window(mesh, role).items():
+        for what, seen in steady_window[role].items():
             if what.startswith("the status"):
                 problems += check_steady(what, seen)
     assert_no_problems(problems, f"Gateway API status ({role})")
@@ -136,7 +150,8 @@ def test_gateway_api_weighted_backend_refs(mesh: MeshSetup, role: str, record_pr
 
 
 @conformance(feature="gateway-api", manifests=BOOKINFO + GATEWAY_API, canary=True, mutates=True, needs_envoy=True)
-def test_gateway_api_gateway_follows_its_tag_under_traffic(mesh: MeshSetup) -> None:
+def test_gateway_api_gateway_follows_its_tag_under_traffic(mesh: MeshSetup,
+                                                           record_property: pytest.RecordProperty) -> None:
     """Certifies Istio's canary upgrade of a gateway: while requests flow through the stable revision's Gateway API
     gateway, the tag its Gateway follows is moved to the canary revision (the canary's istiod first given the
     namespace to watch where discoverySelectors apply); the canary's deployment controller takes the Gateway over, its
@@ -155,12 +170,14 @@ def test_gateway_api_gateway_follows_its_tag_under_traffic(mesh: MeshSetup) -> N
     assert_no_problems(before, "Gateway API gateway (stable) before the move")
     added = {k: v for k, v in canary.discovery_labels.items() if k not in stable.discovery_labels}
     problems: list[str] = []
+    tallies: dict[str, str] = {}
     if added:
         mesh.cluster.label(kinds.NAMESPACE, app, dict(added))
     try:
         problems += [f"upgrade: {p}" for p in move_under_traffic(
-            mesh, canary.plane.tag if relabel else tag, "stable", "canary", relabel=relabel)]
-        problems += [f"rollback: {p}" for p in move_under_traffic(mesh, tag, "canary", "stable", relabel=relabel)]
+            mesh, canary.plane.tag if relabel else tag, "stable", "canary", relabel=relabel, tallies=tallies)]
+        problems += [f"rollback: {p}" for p in move_under_traffic(mesh, tag, "canary", "stable", relabel=relabel,
+                                                                  tallies=tallies)]
     finally:
         if relabel:
             mesh.cluster.label(kinds.K8S_GATEWAY, GATEWAY, {facts.REV_LABEL: tag}, app)
@@ -172,6 +189,8 @@ def test_gateway_api_gateway_follows_its_tag_under_traffic(mesh: MeshSetup) -> N
             mesh.installer.set_tag(stable, tag, overwrite=True)
         if added:
             mesh.cluster.label(kinds.NAMESPACE, app, dict.fromkeys(added))
+    for moved_to, tally in tallies.items():
+        record_property(f"requests while moving {moved_to}", tally)
     assert_no_problems(problems, f"Gateway API gateway following {'its label' if relabel else f'tag {tag}'}")
 
 
@@ -235,11 +254,51 @@ def test_gateway_api_unlabelled_gateway_follows_the_default_tag(mesh: MeshSetup)
 
 PUSH_TIMEOUT = 60.0
 PUSH_GRACE = 15.0  # as suites/test_xds_push.py GRACE: at most PILOT_DEBOUNCE_MAX (10 s) for the other istiod's push
+NO_PUSH_PROMISE = ("no discoverySelectors: both istiods read an HTTPRoute that names no other revision and compute "
+                   "config for every Gateway (controller.go buildClient; istio/istio#60158), so which istiod pushes it "
+                   "is not a promise Istio makes here")
+
+
+@dataclass
+class RoutePush:
+    key: str  # what the push line names: the VirtualService istiod derives from the route
+    missing: str | None  # why the own istiod's push was not seen in time, if it was not
+
+
+@pytest.fixture(scope="module")
+def route_pushes(mesh: MeshSetup) -> Iterator[dict[str, RoutePush]]:
+    """Where discoverySelectors apply: for each role, an HTTPRoute applied alone (after a quiet gap, so that it is the
+    only key of its push) on its Gateway, and the wait for its own istiod's push; then one grace period in which the
+    other istiod could (wrongly) push either; the probes go at the end."""
+    cluster, probes, applied = mesh.cluster, {}, []
+    try:
+        for role in ROLES if all(p.uses_discovery_selectors for p in mesh.plan.planes) else ():
+            own = mesh.plan.plane(role)
+            name, namespace = f"xds-probe-{mesh.plan.run_id}-{role}-httproute", own.gateway_namespace
+            target, probe, key = http_route_probe(name, namespace, GATEWAY, "http", mesh.plan.run_labels)
+            cluster.clock.sleep(QUIET_BEFORE_PROBE)
+            with step(f"apply HTTPRoute {namespace}/{name} alone and await its push"):
+                mesh.put(probe)
+            applied.append((target, name, namespace))
+
+            def own_pushed(plane=own.plane, key=key) -> Observation[None]:
+                lines = push_lines(istiod_logs(cluster, plane), key)
+                return Observation(bool(lines), None, f"{len(lines)} push lines for {key}")
+
+            probes[role] = RoutePush(key, wait_problem(f"{istiod_ref(own.plane)} to push {key}", own_pushed,
+                                                       clock=cluster.clock, timeout=PUSH_TIMEOUT, interval=0.5))
+        if probes:
+            cluster.clock.sleep(PUSH_GRACE)  # expected to pass in silence: the other istiod never sees the routes
+        yield probes
+    finally:
+        for target, name, namespace in applied:
+            cluster.delete(target, name, namespace)
 
 
 @pytest.mark.parametrize("role", ["stable", "canary"])
 @conformance(feature="gateway-api", manifests=BOOKINFO + GATEWAY_API, canary=True)
-def test_gateway_api_route_is_pushed_by_its_own_istiod_alone(mesh: MeshSetup, role: str) -> None:
+def test_gateway_api_route_is_pushed_by_its_own_istiod_alone(mesh: MeshSetup, role: str,
+                                                             route_pushes: dict[str, RoutePush]) -> None:
     """Certifies which istiod pushes an HTTPRoute, as far as the version promises it: with discoverySelectors, an
     HTTPRoute applied alone on the revision's Gateway is pushed by that revision's istiod (`Push debounce stable[...]
     for config VirtualService/<ns>/<gateway ns>~<gateway>~istio-autogenerated-k8s-gateway~<listener>~<host>`, the
@@ -248,29 +307,12 @@ def test_gateway_api_route_is_pushed_by_its_own_istiod_alone(mesh: MeshSetup, ro
     every HTTPRoute that names no other revision by its own `istio.io/rev` label (pilot/pkg/config/kube/gateway/
     controller.go@1.30.3 buildClient), and since istio/istio#60158 (1.31; 1.30.2 and 1.29.5 by backport) computes
     config for every Gateway, so both istiods push it."""
+    if role not in route_pushes:
+        pytest.skip(NO_PUSH_PROMISE)
     own, other = mesh.plan.plane(role), mesh.plan.plane("canary" if role == "stable" else "stable")
-    if not own.uses_discovery_selectors:
-        pytest.skip("no discoverySelectors: both istiods read an HTTPRoute that names no other revision and compute "
-                    "config for every Gateway (controller.go buildClient; istio/istio#60158), so which istiod pushes "
-                    "it is not a promise Istio makes here")
-    namespace, cluster = own.gateway_namespace, mesh.cluster
-    name = f"xds-probe-{mesh.plan.run_id}-{role}-httproute"
-    target, probe, key = http_route_probe(name, namespace, GATEWAY, "http", mesh.plan.run_labels)
-    cluster.clock.sleep(QUIET_BEFORE_PROBE)
-    with step(f"apply HTTPRoute {namespace}/{name} alone and await its push"):
-        mesh.put(probe)
-    try:
-        def own_pushed() -> Observation[None]:
-            lines = push_lines(istiod_logs(cluster, own.plane), key)
-            return Observation(bool(lines), None, f"{len(lines)} push lines for {key}")
-
-        missing = wait_problem(f"{istiod_ref(own.plane)} to push {key}", own_pushed, clock=cluster.clock,
-                               timeout=PUSH_TIMEOUT, interval=0.5)
-        cluster.clock.sleep(PUSH_GRACE)  # expected to pass in silence: the other istiod never sees the route
-        problems = check_push_isolation(key, istiod_ref(own.plane), istiod_logs(cluster, own.plane),
-                                        istiod_ref(other.plane), istiod_logs(cluster, other.plane))
-        if missing and problems:
-            problems.append(missing)
-    finally:
-        cluster.delete(target, name, namespace)
+    push = route_pushes[role]
+    problems = check_push_isolation(push.key, istiod_ref(own.plane), istiod_logs(mesh.cluster, own.plane),
+                                    istiod_ref(other.plane), istiod_logs(mesh.cluster, other.plane))
+    if push.missing and problems:
+        problems.append(push.missing)
     assert_no_problems(problems, f"xDS push of an HTTPRoute for {role}")
