@@ -460,7 +460,7 @@ def test_a_tag_moved_without_the_gateway_following_fails_the_move(gateway_api: M
     try:
         problems = suite_gateway_api.await_problems(
             mesh, "the stable Gateway to move to the canary", lambda: suite_gateway_api.moved_problems(mesh, "canary"),
-            timeout=30)
+            timeout=15)  # a deployment controller that sees it takes it over within seconds
         assert f"Deployment {app}/{deployment_name(gateway)} for Gateway {app}/{gateway} was rendered by revision " \
                f"{stable.revision}, not by its owner {canary.revision}" in problems, problems
     finally:
