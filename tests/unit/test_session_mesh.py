@@ -234,3 +234,21 @@ def test_a_default_tag_the_run_made_is_removed_and_one_that_existed_is_kept(
         assert backend.cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: "default"})
     assert backend.cluster.list(kinds.MUTATING_WEBHOOK, labels={facts.TAG_LABEL: "default"}) == []
     assert [h["metadata"]["name"] for h in backend.cluster.list(kinds.VALIDATING_WEBHOOK)] == []
+
+
+def test_a_removal_that_could_not_reach_the_api_server_is_tried_once_more() -> None:
+    """Teardown runs a removal again once when it failed on an unreachable API server, not when it failed otherwise
+    (fixtures/mesh.py _once_more_if_unreachable)."""
+    from types import SimpleNamespace
+
+    from fixtures.mesh import _once_more_if_unreachable
+    from multirev.clock import LogicalClock
+    from multirev.commands import Completed
+
+    setup = SimpleNamespace(cluster=SimpleNamespace(clock=LogicalClock()))
+    reset = Completed(["istioctl"], 1, "", 'Error: Get "https://127.0.0.1:1/apis": read: connection reset by peer\n')
+    answers = [reset, Completed(["istioctl"], 0, "done", "")]
+    assert _once_more_if_unreachable(setup, lambda: answers.pop(0)).returncode == 0 and answers == []
+    refused = Completed(["istioctl"], 1, "", "Error: revision 1-30-3 not found\n")
+    calls = []
+    assert _once_more_if_unreachable(setup, lambda: calls.append(1) or refused).returncode == 1 and calls == [1]
