@@ -357,7 +357,7 @@ def test_a_canary_with_a_root_of_its_own_breaks_the_upgrade(mesh: MeshSetup, mon
     signed by unknown authority`), their proxies never turn ready, and the rollout stalls; pods that do start
     on the new root cannot talk to the remaining stable pods. The upgrade check fails naming the namespace.
     Runs last: it restores the root and moves the namespace back."""
-    monkeypatch.setattr(canary_upgrade, "ROLLOUT_TIMEOUT", 120.0)  # the verdict is clear long before 300 s
+    monkeypatch.setattr(canary_upgrade, "ROLLOUT_TIMEOUT", 60.0)  # the stall is clear long before 300 s
     stable, canary = mesh.plan.plane("stable"), mesh.plan.plane("canary")
     app = stable.plane.app_namespaces[0]
     original = mesh.cluster.get(kinds.SECRET, CACERTS_SECRET, canary.plane.namespace)
