@@ -9,6 +9,7 @@ run on the real istiods' deployment controllers.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,17 @@ import yaml
 
 from multirev.istio.gateway_api import await_established
 from multirev.kube import kinds
-from tests.local.existing_bed import ExistingBed, assert_left_as_it_was, await_quiet, existing_cluster, run_suite_on
+from tests.local.existing_bed import (
+    ExistingBed,
+    assert_left_as_it_was,
+    await_quiet,
+    cleanup_dead_runs,
+    existing_cluster,
+    kill_outright,
+    read_until,
+    run_suite_on,
+    start_suite_on,
+)
 
 SELECTED = "test_gateway_api_gateway_is_deployed_by_its_owner_alone or test_gateway_api_status_is_written_by_its_owner"
 GATEWAY_API_SUFFIX = ".gateway.networking.k8s.io"
@@ -67,6 +78,24 @@ def test_with_allow_destructive_the_run_installs_the_crds_and_removes_them(bed: 
             if bed.cluster.get(kinds.of(obj), obj["metadata"]["name"]) is not None]
     assert left == [], f"what the run installed of the Gateway API bundle is still there: {left}"
     assert_left_as_it_was(bed, before, "a run that installed the Gateway API CRDs")
+
+
+def test_a_run_killed_after_installing_the_crds_is_removed_by_cleanup(bed: ExistingBed, tmp_path: Path) -> None:
+    """SIGKILL once the run has installed the CRDs (--allow-destructive) and set-up goes on: no teardown runs, and
+    `./run cleanup --all-dead` removes the CRDs with everything else the run made (they carry its run id)."""
+    before = await_quiet(bed.cluster, timeout=120)
+    proc = start_suite_on(bed, tmp_path / "reports", "-s", "-q", "--allow-destructive", "-k", SELECTED)
+    line = "install the Gateway API"
+    seen = read_until(proc, f"{line}")
+    assert seen and line in seen[-1], "\n".join(seen[-20:])
+    seen = read_until(proc, "apply ")  # the CRDs are in: set-up applies the manifests next
+    assert seen and "apply " in seen[-1], "\n".join(seen[-20:])
+    assert kill_outright(proc) == -signal.SIGKILL
+    assert _gateway_api_crds(bed), "the killed run should have left the CRDs it installed"
+    cleanup = cleanup_dead_runs(bed)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert _gateway_api_crds(bed) == {}, cleanup.stdout
+    assert_left_as_it_was(bed, before, "a run killed after installing the Gateway API CRDs, after ./run cleanup")
 
 
 def test_crds_the_cluster_has_are_borrowed_and_left_as_they_were(bed: ExistingBed, tmp_path: Path) -> None:
