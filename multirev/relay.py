@@ -6,6 +6,7 @@ import contextlib
 import selectors
 import socket
 import threading
+from collections.abc import Callable
 
 
 def relay(client: socket.socket, upstream: socket.socket, stop: threading.Event) -> None:
@@ -33,3 +34,17 @@ def relay(client: socket.socket, upstream: socket.socket, stop: threading.Event)
         finally:
             client.close()
             upstream.close()
+
+
+def accept_each(listener: socket.socket, stop: threading.Event, handle: Callable[[socket.socket], None],
+                name: str) -> None:
+    """Accept connections on `listener` until `stop` is set or it is closed, each handled on a thread of its own."""
+    listener.settimeout(0.5)
+    while not stop.is_set():
+        try:
+            client, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        threading.Thread(target=handle, args=(client,), name=name, daemon=True).start()

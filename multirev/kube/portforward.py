@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from multirev.kube import kinds
-from multirev.relay import relay
+from multirev.relay import accept_each, relay
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # on each EndpointSlice of a Service (discovery/v1)
 
@@ -59,15 +59,7 @@ class ServicePortForward:
         threading.Thread(target=self._accept, name="port-forward", daemon=True).start()
 
     def _accept(self) -> None:
-        self.listener.settimeout(0.5)
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._pump, args=(client,), name="port-forward-conn", daemon=True).start()
+        accept_each(self.listener, self._stop, self._pump, "port-forward-conn")
 
     def _pump(self, client: socket.socket) -> None:
         try:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from multirev.errors import EnvironmentProblem
-from multirev.relay import relay
+from multirev.relay import accept_each, relay
 
 CLONE_NEWNET = 0x40000000  # linux/sched.h
 NETNS_DIR = Path("/var/run/netns")  # where `ip netns add` pins namespaces (iproute2 lib/namespace.h)
@@ -161,16 +161,7 @@ class Forwarder:
         self._threads.append(thread)
 
     def _accept(self) -> None:
-        self.listener.settimeout(0.5)
-        while not self._stop.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._pump, args=(client,), name="local-forwarder-conn", daemon=True)
-            thread.start()
+        accept_each(self.listener, self._stop, self._pump, "local-forwarder-conn")
 
     def _target(self, fresh: bool) -> tuple[str, int] | None:
         with self._resolve_lock:
